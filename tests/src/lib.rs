@@ -1,0 +1,1 @@
+//! End-to-end tests of the ACME platform live in `tests/tests/`.
