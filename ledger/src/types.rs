@@ -98,7 +98,7 @@ flags_u16!(
 );
 
 /// `tb_account_t`: 128 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Account {
     pub id: u128,
     pub debits_pending: u128,
@@ -129,7 +129,7 @@ impl Account {
 }
 
 /// `tb_transfer_t`: 128 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Transfer {
     pub id: u128,
     pub debit_account_id: u128,
@@ -148,7 +148,7 @@ pub struct Transfer {
 }
 
 /// `tb_account_filter_t`, the argument of `get_account_transfers`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccountFilter {
     pub account_id: u128,
     pub user_data_128: u128,
@@ -163,7 +163,7 @@ pub struct AccountFilter {
 
 /// `tb_query_filter_t`, the argument of `query_transfers` / `query_accounts`: zero fields match
 /// anything, non-zero fields must all match.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct QueryFilter {
     pub user_data_128: u128,
     pub user_data_64: u64,

@@ -1,1 +1,20 @@
-//! acme-processes
+//! ACME's business processes and the model every process follows.
+//!
+//! A process is a deterministic state machine ([`process::Process`]): inputs (messages, timers,
+//! ledger answers) in, effects (ledger requests, messages, timers, alerts) out. The
+//! [`host::Host`] wraps any process with persistence (a journal and an outbox), duplicate
+//! suppression, retries and crash recovery, and talks to the world only through ports
+//! ([`host::Io`], [`host::ProcessStore`], `acme_ledger::Ledger`). The same process runs under the
+//! deterministic simulator (`acme-sim`) and, later, under a production runtime.
+//!
+//! See `processes/README.md` for the pattern, with the buy cycle ([`buy`]) as the worked example.
+//!
+//! This crate is pure: no wall clock, no OS randomness, no threads, no hash-ordered iteration,
+//! no floats. `clippy.toml` at the workspace root enforces it.
+
+pub mod buy;
+pub mod calendar;
+pub mod host;
+pub mod messages;
+pub mod money;
+pub mod process;

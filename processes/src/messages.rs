@@ -1,0 +1,194 @@
+//! The messages of the platform and how their ids are derived.
+//!
+//! One enum for the whole platform keeps routing, tracing and (later) the wire format in one
+//! place. Every message id is derived from the message's cause with [`msg_id`], never from a
+//! counter or a clock, so a re-sent message is recognised as a duplicate by its receiver.
+
+use crate::calendar::Date;
+use crate::money::Price;
+use acme_ledger::chart::{FundId, MemberId};
+use serde::{Deserialize, Serialize};
+
+/// A member's instruction id: `member << 24 | member's sequence number`. The member (or the
+/// intake API, from its idempotency key) chooses it, so a resubmitted instruction has the same id.
+pub type InstructionId = u64;
+/// An external trade id: see [`trade_id`].
+pub type TradeId = u64;
+
+/// Most instructions one member can make (the sequence number has 24 bits).
+pub const INSTRUCTION_SEQ_MAX: u64 = (1 << 24) - 1;
+
+pub fn instruction_id(member: MemberId, seq: u64) -> InstructionId {
+    assert!(seq <= INSTRUCTION_SEQ_MAX, "instruction sequence {seq} too large");
+    assert!(member < (1 << 40), "member id {member} too large");
+    member << 24 | seq
+}
+
+pub fn instruction_member(id: InstructionId) -> MemberId {
+    id >> 24
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+/// `date << 20 | fund << 1 | side`: one external trade per fund, side and trade date.
+pub fn trade_id(date: Date, fund: FundId, side: Side) -> TradeId {
+    assert!(fund < (1 << 19));
+    (date.0 as u64) << 20 | (fund as u64) << 1 | (side == Side::Sell) as u64
+}
+
+/// Fund of a trade id.
+pub fn trade_fund(id: TradeId) -> FundId {
+    ((id >> 1) & ((1 << 19) - 1)) as FundId
+}
+
+/// Trade date of a trade id.
+pub fn trade_date(id: TradeId) -> Date {
+    Date((id >> 20) as u32)
+}
+
+/// What a member asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InstructionKind {
+    /// Open the member's pot (their cash account).
+    Onboard,
+    /// Cash paid in from the bank.
+    Contribute { cash_pence: u64 },
+    /// Invest cash from the pot in a fund.
+    Invest { fund: FundId, cash_pence: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Instruction {
+    pub id: InstructionId,
+    pub member: MemberId,
+    pub kind: InstructionKind,
+}
+
+/// Where an instruction is. `Completed`, `Settled` and `Rejected` are terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum InstructionState {
+    /// Taken, not yet applied.
+    Received,
+    /// Cash reserved; waiting for the cut-off.
+    Reserved,
+    /// In an external trade placed with the custodian.
+    Placed,
+    /// Priced: units allocated (pending), cash gone to the custodian.
+    Priced,
+    /// Settled: units final in the pot. Terminal.
+    Settled,
+    /// Done (onboarding, contribution). Terminal.
+    Completed,
+    /// Refused; nothing of the member's moved (or all of it came back). Terminal.
+    Rejected,
+}
+
+impl InstructionState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            InstructionState::Settled | InstructionState::Completed | InstructionState::Rejected
+        )
+    }
+
+    pub const ALL: [InstructionState; 7] = [
+        InstructionState::Received,
+        InstructionState::Reserved,
+        InstructionState::Placed,
+        InstructionState::Priced,
+        InstructionState::Settled,
+        InstructionState::Completed,
+        InstructionState::Rejected,
+    ];
+}
+
+/// A member's buy order, once its cash is reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Order {
+    pub instruction: InstructionId,
+    pub member: MemberId,
+    pub fund: FundId,
+    pub cash_pence: u64,
+}
+
+/// One aggregated trade with the custodian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExternalTrade {
+    pub id: TradeId,
+    pub fund: FundId,
+    pub side: Side,
+    pub trade_date: Date,
+    pub cash_pence: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Message {
+    /// Members -> Intake.
+    Instruction(Instruction),
+    /// Intake -> Members: the state an instruction reached.
+    InstructionStatus { id: InstructionId, state: InstructionState },
+    /// Scheduler -> Aggregation: the cut-off of `date` has passed.
+    CutOff { date: Date },
+    /// Intake -> Aggregation: an order whose cash is reserved.
+    OrderAccepted(Order),
+    /// Aggregation -> Custodian: place the trade.
+    PlaceTrade(ExternalTrade),
+    /// Aggregation -> Pricing: the trade and the orders it aggregates (in instruction order).
+    TradeBooked { trade: ExternalTrade, orders: Vec<Order> },
+    /// Custodian -> Pricing: the trade is priced at the closing price.
+    TradePriced { trade_id: TradeId, price: Price, units_micro: u64, cash_pence: u64 },
+    /// Pricing -> Settlement: the trade is allocated in the ledger with `pending_lines` pending
+    /// unit transfers (members and rounding).
+    TradeAllocated { trade: ExternalTrade, units_micro: u64, pending_lines: u64 },
+    /// Custodian -> Settlement: the trade settled.
+    TradeSettled { trade_id: TradeId, units_micro: u64, cash_pence: u64 },
+    /// Pricing / Settlement / Aggregation -> Intake: these instructions reached `state`.
+    InstructionsAdvanced { ids: Vec<InstructionId>, state: InstructionState },
+}
+
+/// Kinds of message, the top byte of a message id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MsgKind {
+    Instruction = 1,
+    InstructionStatus = 2,
+    CutOff = 3,
+    OrderAccepted = 4,
+    PlaceTrade = 5,
+    TradeBooked = 6,
+    TradePriced = 7,
+    TradeAllocated = 8,
+    TradeSettled = 9,
+    InstructionsAdvanced = 10,
+}
+
+/// `kind << 120 | cause << 56 | sub`: the id of a message of `kind` caused by `cause`
+/// (an instruction, a trade, a date) with a sub-index (a state, a chunk).
+pub fn msg_id(kind: MsgKind, cause: u64, sub: u64) -> u128 {
+    assert!(sub < (1 << 56));
+    (kind as u128) << 120 | (cause as u128) << 56 | sub as u128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_pack_and_unpack() {
+        let d = Date(20_000);
+        let t = trade_id(d, 4, Side::Buy);
+        assert_eq!(trade_fund(t), 4);
+        assert_eq!(trade_date(t), d);
+        assert_ne!(t, trade_id(d, 4, Side::Sell));
+        let i = instruction_id(5_000_000, 17);
+        assert_eq!(instruction_member(i), 5_000_000);
+        assert_ne!(
+            msg_id(MsgKind::CutOff, 1, 0),
+            msg_id(MsgKind::PlaceTrade, 1, 0)
+        );
+    }
+}
