@@ -1,0 +1,102 @@
+//! What a run reports: the JSON summary of `acme sim --json` and its human form.
+
+use crate::checker::Violation;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub seed: u64,
+    /// Business days on which members instructed.
+    pub days: u32,
+    pub members: u64,
+    pub first_day: String,
+    /// The last simulated day (the last trade settles on it).
+    pub last_day: String,
+    /// Rolling hash over every event, hex.
+    pub trace_hash: String,
+    /// Hash of every account's balances (timestamps aside), hex: equal across ledger backends.
+    pub ledger_digest: String,
+    /// Broken invariants (the first ones, in full); empty when all hold.
+    pub violations: Vec<Violation>,
+    pub violation_count: u64,
+    pub instructions_by_state: BTreeMap<String, u64>,
+    pub instructions_by_kind: BTreeMap<String, u64>,
+    /// Member buy orders that were accepted (reserved) and so traded.
+    pub member_trades: u64,
+    /// Aggregated trades placed with and priced by the custodian.
+    pub external_trades: u64,
+    /// Transfers in the ledger.
+    pub transfers: u64,
+    /// Transfers submitted (retries and duplicates included).
+    pub transfers_submitted: u64,
+    pub accounts: u64,
+    pub events: u64,
+    pub messages_sent: u64,
+    pub messages_lost: u64,
+    pub messages_duplicated: u64,
+    pub duplicates_dropped: u64,
+    pub contributed_pence: u64,
+    /// Wall time of the run, filled in by the command that ran it (the simulator has no clock).
+    pub wall_ms: u64,
+}
+
+impl Summary {
+    pub fn ok(&self) -> bool {
+        self.violation_count == 0
+    }
+
+    /// The command that reproduces this run.
+    pub fn reproduce(&self) -> String {
+        format!(
+            "cargo run --release -- sim --seed {} --days {} --members {}",
+            self.seed, self.days, self.members
+        )
+    }
+
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "seed {} | {} members | {} business days ({} .. {})",
+            self.seed, self.members, self.days, self.first_day, self.last_day
+        );
+        let _ = writeln!(s, "trace hash     {}", self.trace_hash);
+        let _ = writeln!(s, "ledger digest  {}", self.ledger_digest);
+        let states: Vec<String> = self
+            .instructions_by_state
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let kinds: Vec<String> = self.instructions_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(s, "instructions   {} ({})", kinds.join(", "), states.join(", "));
+        let _ = writeln!(
+            s,
+            "trades         {} member orders in {} external trades",
+            self.member_trades, self.external_trades
+        );
+        let _ = writeln!(
+            s,
+            "ledger         {} accounts, {} transfers ({} submitted)",
+            self.accounts, self.transfers, self.transfers_submitted
+        );
+        let _ = writeln!(
+            s,
+            "events         {} ({} messages, {} duplicates dropped)",
+            self.events, self.messages_sent, self.duplicates_dropped
+        );
+        let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
+        if self.ok() {
+            let _ = writeln!(s, "invariants     all held");
+        } else {
+            let _ = writeln!(s, "VIOLATIONS     {}", self.violation_count);
+            for v in self.violations.iter().take(20) {
+                let _ = writeln!(s, "  [{}] {} (after {}, t={})", v.invariant, v.detail, v.event, v.at);
+            }
+            let _ = writeln!(s, "reproduce with: {}", self.reproduce());
+        }
+        s
+    }
+}

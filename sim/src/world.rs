@@ -1,0 +1,845 @@
+//! The simulated world and its event loop.
+//!
+//! One seed decides everything: the market's prices, the members' instructions, the bus's
+//! delays (and, with a fault plan, its losses and duplicates). Events are ordered by
+//! (virtual time, sequence number); the world owns the clock, so the ledger's timestamps, the
+//! processes' inputs and the trace hash are the same on every run of the seed.
+
+use crate::checker::{Checker, Violation};
+use crate::custodian::Custodian;
+use crate::market::Market;
+use crate::members::Population;
+use crate::oracle::Oracle;
+use crate::rng::{SimRng, Stream};
+use crate::summary::Summary;
+use crate::trace::{Fnv64, Trace};
+use acme_faults::FaultPlan;
+use acme_ledger::chart::{self, AccountKind, FundId, LEDGER_CASH_GBP};
+use acme_ledger::{
+    Account, AccountFilter, Clock, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
+    MemLedger, QueryFilter, Transfer,
+};
+use acme_processes::buy::{aggregation::Aggregation, intake::Intake, pricing::Pricing, settlement::Settlement};
+use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
+use acme_processes::host::{Drained, Host, Io};
+use acme_processes::messages::{
+    msg_id, Instruction, InstructionId, InstructionKind, InstructionState, Message, MsgKind, TradeId,
+};
+use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Service};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What a run simulates.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Business days on which members instruct; the run continues until the last trade settles.
+    pub days: u32,
+    pub members: u64,
+    pub start: Date,
+    pub schedule: Schedule,
+    pub faults: FaultPlan,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64, days: u32, members: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            days,
+            members,
+            // Monday 5 January 2026.
+            start: Date::from_ymd(2026, 1, 5).expect("valid date"),
+            schedule: Schedule::default(),
+            faults: FaultPlan::none(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.days == 0 || self.days > 260 {
+            return Err(format!("days: {} is not in 1..=260", self.days));
+        }
+        if self.members == 0 || self.members > 10_000_000 {
+            return Err(format!("members: {} is not in 1..=10000000", self.members));
+        }
+        self.faults.validate()
+    }
+}
+
+/// The funds of the simulated market.
+pub const FUNDS: [FundId; 5] = [1, 2, 3, 4, 5];
+
+/// The virtual clock, shared with the ledger.
+#[derive(Default)]
+pub struct SimClock(AtomicU64);
+
+impl SimClock {
+    pub fn set(&self, now: Ts) {
+        let before = self.0.swap(now, Ordering::Relaxed);
+        assert!(before <= now, "time went backwards: {before} -> {now}");
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ns(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Event {
+    DayStart(Date),
+    MemberSend(Instruction),
+    Deliver(Envelope),
+    Timer { service: Service, timer_id: u64, incarnation: u64 },
+    CutOffJob(Date),
+    Valuation(Date),
+    SettlementDay(Date),
+    EndOfDay(Date),
+    RetryLedger(Service),
+}
+
+/// The ledger as the simulator uses it: the port, plus a record of which accounts each event's
+/// requests touched (for the checker) and counts.
+pub struct SimLedger {
+    inner: MemLedger,
+    touched: BTreeSet<u128>,
+    pub transfers_submitted: u64,
+}
+
+impl SimLedger {
+    fn note(&mut self, batch: &[Transfer]) {
+        for t in batch {
+            if t.debit_account_id != 0 {
+                self.touched.insert(t.debit_account_id);
+            }
+            if t.credit_account_id != 0 {
+                self.touched.insert(t.credit_account_id);
+            }
+        }
+        let implicit: Vec<u128> = batch
+            .iter()
+            .filter(|t| t.pending_id != 0 && (t.debit_account_id == 0 || t.credit_account_id == 0))
+            .map(|t| t.pending_id)
+            .collect();
+        if !implicit.is_empty() {
+            for p in self.inner.lookup_transfers(&implicit).expect("embedded ledger") {
+                self.touched.insert(p.debit_account_id);
+                self.touched.insert(p.credit_account_id);
+            }
+        }
+    }
+
+    pub fn mem(&self) -> &MemLedger {
+        &self.inner
+    }
+}
+
+impl Ledger for SimLedger {
+    fn create_accounts(&mut self, batch: &[Account]) -> Result<Vec<CreateAccountResult>, LedgerError> {
+        self.inner.create_accounts(batch)
+    }
+    fn create_transfers(&mut self, batch: &[Transfer]) -> Result<Vec<CreateTransferResult>, LedgerError> {
+        self.note(batch);
+        self.transfers_submitted += batch.len() as u64;
+        self.inner.create_transfers(batch)
+    }
+    fn lookup_accounts(&mut self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
+        self.inner.lookup_accounts(ids)
+    }
+    fn lookup_transfers(&mut self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
+        self.inner.lookup_transfers(ids)
+    }
+    fn get_account_transfers(&mut self, filter: &AccountFilter) -> Result<Vec<Transfer>, LedgerError> {
+        self.inner.get_account_transfers(filter)
+    }
+    fn query_transfers(&mut self, filter: &QueryFilter) -> Result<Vec<Transfer>, LedgerError> {
+        self.inner.query_transfers(filter)
+    }
+    fn query_accounts(&mut self, filter: &QueryFilter) -> Result<Vec<Account>, LedgerError> {
+        self.inner.query_accounts(filter)
+    }
+}
+
+/// Counters for the summary.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_lost: u64,
+    pub messages_duplicated: u64,
+    pub duplicates_dropped: u64,
+    pub member_orders: u64,
+    pub external_trades: u64,
+    pub instructions_sent: u64,
+}
+
+struct Queue {
+    events: BTreeMap<(Ts, u64), Event>,
+    seq: u64,
+    in_flight_messages: u64,
+}
+
+impl Queue {
+    fn push(&mut self, at: Ts, event: Event) {
+        if matches!(event, Event::Deliver(_)) {
+            self.in_flight_messages += 1;
+        }
+        self.events.insert((at, self.seq), event);
+        self.seq += 1;
+    }
+}
+
+/// The world's side of the ports, lent to a host for one step.
+struct WorldIo<'a> {
+    ledger: &'a mut SimLedger,
+    queue: &'a mut Queue,
+    bus_rng: &'a mut SimRng,
+    faults: &'a FaultPlan,
+    trace: &'a mut Trace,
+    alerts: &'a mut Vec<(Ts, Alert)>,
+    stats: &'a mut Stats,
+    settled_notices: &'a mut Vec<Vec<InstructionId>>,
+}
+
+fn bus_send(
+    now: Ts,
+    envelope: Envelope,
+    queue: &mut Queue,
+    rng: &mut SimRng,
+    faults: &FaultPlan,
+    stats: &mut Stats,
+) {
+    stats.messages_sent += 1;
+    if rng.chance_ppm(faults.loss_ppm) {
+        stats.messages_lost += 1;
+        return;
+    }
+    let copies = if rng.chance_ppm(faults.duplicate_ppm) { 2 } else { 1 };
+    if copies == 2 {
+        stats.messages_duplicated += 1;
+    }
+    for _ in 0..copies {
+        let delay_ms = rng.between(faults.delay_min_ms, faults.delay_max_ms);
+        queue.push(now + delay_ms * 1_000_000, Event::Deliver(envelope.clone()));
+    }
+}
+
+impl Io for WorldIo<'_> {
+    fn ledger(&mut self) -> &mut dyn Ledger {
+        self.ledger
+    }
+
+    fn send(&mut self, now: Ts, envelope: Envelope) {
+        if let (Service::Settlement, Message::InstructionsAdvanced { ids, state: InstructionState::Settled }) =
+            (envelope.from, &envelope.body)
+        {
+            self.settled_notices.push(ids.clone());
+        }
+        bus_send(now, envelope, self.queue, self.bus_rng, self.faults, self.stats);
+    }
+
+    fn set_timer(&mut self, service: Service, timer_id: u64, at: Ts, incarnation: u64) {
+        self.queue.push(at, Event::Timer { service, timer_id, incarnation });
+    }
+
+    fn alert(&mut self, now: Ts, alert: Alert) {
+        self.alerts.push((now, alert));
+    }
+
+    fn observe_ledger(&mut self, service: Service, request: &LedgerRequest, reply: &LedgerReply) {
+        self.trace.record(&(service, request, reply));
+    }
+}
+
+/// A whole simulated run.
+pub struct World {
+    cfg: SimConfig,
+    now: Ts,
+    clock: Arc<SimClock>,
+    queue: Queue,
+    ledger: SimLedger,
+    intake: Host<Intake>,
+    aggregation: Host<Aggregation>,
+    pricing: Host<Pricing>,
+    settlement: Host<Settlement>,
+    custodian: Custodian,
+    market: Market,
+    population: Population,
+    oracle: Oracle,
+    bus_rng: SimRng,
+    trace: Trace,
+    checker: Checker,
+    alerts: Vec<(Ts, Alert)>,
+    alerts_seen: usize,
+    settled_notices: Vec<Vec<InstructionId>>,
+    stats: Stats,
+    violations: Vec<Violation>,
+    violation_count: u64,
+    last_activity_day: Date,
+    end_day: Date,
+    /// Instruction id -> (fund) of invests, to check pots after each settlement.
+    invest_fund: BTreeMap<InstructionId, FundId>,
+}
+
+/// How long a host waits before retrying an unreachable ledger.
+pub const LEDGER_RETRY_NS: Ts = 100 * 1_000_000;
+
+/// At most this many violations are kept in full; all are counted.
+pub const VIOLATIONS_KEPT: usize = 100;
+
+impl World {
+    pub fn new(cfg: SimConfig) -> World {
+        cfg.validate().expect("valid configuration");
+        let clock = Arc::new(SimClock::default());
+        let start = cfg.start.business_on_or_after();
+        let last_activity_day = start.add_business_days(cfg.days - 1);
+        let end_day = last_activity_day.add_business_days(cfg.schedule.settlement_lag_days);
+        let market = Market::new(cfg.seed, &FUNDS, start, end_day);
+        let population = Population::new(cfg.seed, cfg.members, &FUNDS);
+        let schedule = cfg.schedule;
+        let mut world = World {
+            now: start.at_minute(0),
+            clock: clock.clone(),
+            queue: Queue {
+                events: BTreeMap::new(),
+                seq: 0,
+                in_flight_messages: 0,
+            },
+            ledger: SimLedger {
+                inner: MemLedger::new(clock),
+                touched: BTreeSet::new(),
+                transfers_submitted: 0,
+            },
+            intake: Host::new(Service::Intake, || Intake::new(FUNDS.to_vec())),
+            aggregation: Host::new(Service::Aggregation, move || Aggregation::new(schedule)),
+            pricing: Host::new(Service::Pricing, Pricing::new),
+            settlement: Host::new(Service::Settlement, Settlement::new),
+            custodian: Custodian::default(),
+            market,
+            population,
+            oracle: Oracle::default(),
+            bus_rng: SimRng::new(cfg.seed, Stream::Bus),
+            trace: Trace::default(),
+            checker: Checker::default(),
+            alerts: Vec::new(),
+            alerts_seen: 0,
+            settled_notices: Vec::new(),
+            stats: Stats::default(),
+            violations: Vec::new(),
+            violation_count: 0,
+            last_activity_day,
+            end_day,
+            invest_fund: BTreeMap::new(),
+            cfg,
+        };
+        world.clock.set(world.now);
+        // The house accounts exist before the first day: operations set them up once.
+        let house = chart::house_accounts(&FUNDS);
+        let results = world.ledger.create_accounts(&house).expect("embedded ledger");
+        assert!(results.iter().all(|r| *r == CreateAccountResult::Ok), "house accounts: {results:?}");
+        let mut day = start;
+        while day <= end_day {
+            world.queue.push(day.at_minute(0), Event::DayStart(day));
+            day = day.next_day();
+        }
+        world
+    }
+
+    /// Runs to the end and returns the summary.
+    pub fn run(mut self) -> Summary {
+        while self.step() {}
+        self.final_checks();
+        self.summary()
+    }
+
+    /// Processes one event; false when there are none left.
+    pub fn step(&mut self) -> bool {
+        let Some(((at, seq), event)) = self.queue.events.pop_first() else {
+            return false;
+        };
+        assert!(at >= self.now, "event in the past");
+        self.now = at;
+        self.clock.set(at);
+        self.stats.events += 1;
+        self.trace.record(&(at, seq, &event));
+        let description = describe(&event);
+        self.apply(event);
+        self.after_event(&description);
+        true
+    }
+
+    fn io(&mut self) -> (WorldIo<'_>, &mut Host<Intake>, &mut Host<Aggregation>, &mut Host<Pricing>, &mut Host<Settlement>) {
+        (
+            WorldIo {
+                ledger: &mut self.ledger,
+                queue: &mut self.queue,
+                bus_rng: &mut self.bus_rng,
+                faults: &self.cfg.faults,
+                trace: &mut self.trace,
+                alerts: &mut self.alerts,
+                stats: &mut self.stats,
+                settled_notices: &mut self.settled_notices,
+            },
+            &mut self.intake,
+            &mut self.aggregation,
+            &mut self.pricing,
+            &mut self.settlement,
+        )
+    }
+
+    fn send(&mut self, envelope: Envelope) {
+        bus_send(self.now, envelope, &mut self.queue, &mut self.bus_rng, &self.cfg.faults, &mut self.stats);
+    }
+
+    fn apply(&mut self, event: Event) {
+        let now = self.now;
+        let schedule = self.cfg.schedule;
+        match event {
+            Event::DayStart(date) => {
+                if !date.is_business_day() {
+                    return;
+                }
+                let first = self.cfg.start.business_on_or_after();
+                let mut plan = Vec::new();
+                if date == first {
+                    plan.extend(self.population.onboarding(date, &schedule, &mut self.oracle));
+                }
+                if date <= self.last_activity_day {
+                    plan.extend(self.population.day(date, &schedule, &mut self.oracle));
+                }
+                for (at, instruction) in plan {
+                    if let InstructionKind::Invest { fund, .. } = instruction.kind {
+                        self.invest_fund.insert(instruction.id, fund);
+                    }
+                    self.queue.push(at, Event::MemberSend(instruction));
+                }
+                self.queue.push(date.at_minute(schedule.cutoff_min), Event::CutOffJob(date));
+                self.queue.push(date.at_minute(schedule.valuation_min), Event::Valuation(date));
+                self.queue.push(date.at_minute(10 * 60), Event::SettlementDay(date));
+                self.queue.push(date.at_minute(23 * 60 + 30), Event::EndOfDay(date));
+            }
+            Event::MemberSend(instruction) => {
+                self.stats.instructions_sent += 1;
+                let envelope = Envelope {
+                    id: msg_id(MsgKind::Instruction, instruction.id, 0),
+                    from: Service::Members,
+                    to: Service::Intake,
+                    body: Message::Instruction(instruction),
+                };
+                self.send(envelope);
+            }
+            Event::CutOffJob(date) => {
+                let envelope = Envelope {
+                    id: msg_id(MsgKind::CutOff, date.0 as u64, 0),
+                    from: Service::Scheduler,
+                    to: Service::Aggregation,
+                    body: Message::CutOff { date },
+                };
+                self.send(envelope);
+            }
+            Event::Valuation(date) => {
+                let settle_date = date.add_business_days(schedule.settlement_lag_days);
+                let market = &self.market;
+                let priced = self.custodian.value(date, settle_date, |f| market.close(f, date));
+                self.oracle.valuation(date, settle_date, |f| market.close(f, date));
+                for p in priced {
+                    self.stats.external_trades += 1;
+                    let envelope = Envelope {
+                        id: msg_id(MsgKind::TradePriced, p.trade.id, 0),
+                        from: Service::Custodian,
+                        to: Service::Pricing,
+                        body: Message::TradePriced {
+                            trade_id: p.trade.id,
+                            price: p.price,
+                            units_micro: p.units_micro,
+                            cash_pence: p.trade.cash_pence,
+                        },
+                    };
+                    self.send(envelope);
+                }
+            }
+            Event::SettlementDay(date) => {
+                self.oracle.settlement(date);
+                let due: Vec<TradeId> = self
+                    .custodian
+                    .priced_trades()
+                    .filter(|p| p.settle_date == date)
+                    .map(|p| p.trade.id)
+                    .collect();
+                for trade_id in due {
+                    if let Some(p) = self.custodian.settle(trade_id) {
+                        let envelope = Envelope {
+                            id: msg_id(MsgKind::TradeSettled, trade_id, 0),
+                            from: Service::Custodian,
+                            to: Service::Settlement,
+                            body: Message::TradeSettled {
+                                trade_id,
+                                units_micro: p.units_micro,
+                                cash_pence: p.trade.cash_pence,
+                            },
+                        };
+                        self.send(envelope);
+                    }
+                }
+            }
+            Event::EndOfDay(date) => self.end_of_day(date),
+            Event::Deliver(envelope) => {
+                self.queue.in_flight_messages -= 1;
+                self.stats.messages_delivered += 1;
+                self.deliver(now, envelope);
+            }
+            Event::Timer { service, timer_id, incarnation } => {
+                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let (_, drained) = match service {
+                    Service::Intake => intake.fire_timer(now, timer_id, incarnation, &mut io),
+                    Service::Aggregation => aggregation.fire_timer(now, timer_id, incarnation, &mut io),
+                    Service::Pricing => pricing.fire_timer(now, timer_id, incarnation, &mut io),
+                    Service::Settlement => settlement.fire_timer(now, timer_id, incarnation, &mut io),
+                    other => panic!("timer for {other:?}"),
+                };
+                self.after_drain(service, drained);
+            }
+            Event::RetryLedger(service) => {
+                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let drained = match service {
+                    Service::Intake => intake.drain(now, &mut io),
+                    Service::Aggregation => aggregation.drain(now, &mut io),
+                    Service::Pricing => pricing.drain(now, &mut io),
+                    Service::Settlement => settlement.drain(now, &mut io),
+                    other => panic!("retry for {other:?}"),
+                };
+                self.after_drain(service, drained);
+            }
+        }
+    }
+
+    fn deliver(&mut self, now: Ts, envelope: Envelope) {
+        match envelope.to {
+            Service::Custodian => {
+                if let Message::PlaceTrade(trade) = envelope.body {
+                    let valuation_passed = now >= trade.trade_date.at_minute(self.cfg.schedule.valuation_min);
+                    if !self.custodian.place(trade, valuation_passed) {
+                        self.stats.duplicates_dropped += 1;
+                    }
+                }
+            }
+            Service::Members | Service::Scheduler => {}
+            service => {
+                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let (delivery, drained) = match service {
+                    Service::Intake => intake.deliver(now, envelope, &mut io),
+                    Service::Aggregation => aggregation.deliver(now, envelope, &mut io),
+                    Service::Pricing => pricing.deliver(now, envelope, &mut io),
+                    Service::Settlement => settlement.deliver(now, envelope, &mut io),
+                    _ => unreachable!(),
+                };
+                if delivery == acme_processes::host::Delivery::Duplicate {
+                    self.stats.duplicates_dropped += 1;
+                }
+                self.after_drain(service, drained);
+            }
+        }
+    }
+
+    /// A host that could not reach the ledger keeps its outbox; try again shortly.
+    fn after_drain(&mut self, service: Service, drained: Drained) {
+        if drained == Drained::LedgerUnavailable {
+            self.queue.push(self.now + LEDGER_RETRY_NS, Event::RetryLedger(service));
+        }
+    }
+
+    fn record(&mut self, mut v: Violation, event: &str) {
+        v.at = self.now;
+        v.event = event.to_string();
+        self.violation_count += 1;
+        if self.violations.len() < VIOLATIONS_KEPT {
+            self.violations.push(v);
+        }
+    }
+
+    fn violation(&mut self, invariant: &str, detail: String, event: &str) {
+        self.record(
+            Violation {
+                invariant: invariant.to_string(),
+                detail,
+                at: 0,
+                event: String::new(),
+            },
+            event,
+        );
+    }
+
+    fn after_event(&mut self, event: &str) {
+        while self.alerts_seen < self.alerts.len() {
+            let (_, alert) = self.alerts[self.alerts_seen].clone();
+            self.alerts_seen += 1;
+            self.violation("no_alerts", format!("{}: {}", alert.process, alert.what), event);
+        }
+        let touched = std::mem::take(&mut self.ledger.touched);
+        self.checker.touched(&mut self.ledger.inner, &touched);
+        for v in std::mem::take(&mut self.checker.found) {
+            self.record(v, event);
+        }
+        for ids in std::mem::take(&mut self.settled_notices) {
+            self.check_settled_pots(&ids, event);
+        }
+    }
+
+    /// After a trade settles: the pots of its members, in its fund, equal the reference model.
+    fn check_settled_pots(&mut self, ids: &[InstructionId], event: &str) {
+        let mut pots: BTreeSet<(u64, FundId)> = BTreeSet::new();
+        for id in ids {
+            let Some(&fund) = self.invest_fund.get(id) else {
+                self.violation("member_pots_match_reference", format!("settled instruction {id:#x} is no invest"), event);
+                continue;
+            };
+            pots.insert((acme_processes::messages::instruction_member(*id), fund));
+        }
+        let trade_funds: BTreeSet<FundId> = pots.iter().map(|p| p.1).collect();
+        if trade_funds.len() > 1 {
+            self.violation("member_pots_match_reference", format!("one settlement spans funds {trade_funds:?}"), event);
+        }
+        let pots: Vec<(u64, FundId)> = pots.into_iter().collect();
+        self.compare_units(&pots, event);
+    }
+
+    fn compare_units(&mut self, pots: &[(u64, FundId)], event: &str) {
+        for chunk in pots.chunks(acme_ledger::BATCH_EVENTS_MAX) {
+            let ids: Vec<u128> = chunk.iter().map(|&(m, f)| chart::member_units(m, f)).collect();
+            let found: BTreeMap<u128, Account> = self
+                .ledger
+                .inner
+                .lookup_accounts(&ids)
+                .expect("embedded ledger")
+                .into_iter()
+                .map(|a| (a.id, a))
+                .collect();
+            for (&(member, fund), id) in chunk.iter().zip(&ids) {
+                let expected = self.oracle.units(member, fund);
+                let (settled, pending) = found
+                    .get(id)
+                    .map(|a| (a.credits_posted - a.debits_posted, a.credits_pending))
+                    .unwrap_or((0, 0));
+                if settled != expected.settled as u128 || pending != expected.pending as u128 {
+                    self.violation(
+                        "member_pots_match_reference",
+                        format!(
+                            "member {member} fund {fund}: ledger {settled} settled + {pending} pending, \
+                             reference {} + {}",
+                            expected.settled, expected.pending
+                        ),
+                        event,
+                    );
+                }
+            }
+        }
+    }
+
+    fn end_of_day(&mut self, date: Date) {
+        let event = format!("end of day {date}");
+        // Recount every account and compare with the running sums.
+        let accounts: Vec<Account> = self.ledger.inner.accounts().to_vec();
+        self.checker.recount(&accounts);
+        for v in std::mem::take(&mut self.checker.found) {
+            self.record(v, &event);
+        }
+        if self.queue.in_flight_messages > 0 {
+            // Oracles compare settled states; with messages in flight the platform lags them.
+            return;
+        }
+        // Nothing in flight: trading accounts are flat (every allocation is complete).
+        for ledger in std::iter::once(LEDGER_CASH_GBP).chain(FUNDS.iter().map(|&f| chart::fund_ledger(f))) {
+            let trading = self.checker.sums(ledger, AccountKind::AcmeTrading);
+            if trading.credit_balance_posted() != 0 {
+                self.violation("trading_accounts_flat", format!("ledger {ledger}: {trading:?}"), &event);
+            }
+        }
+        // Oracle (a): the custodian's own books equal the ledger's mirror of them.
+        for fund in FUNDS {
+            let ledger = chart::fund_ledger(fund);
+            let holding = self.custodian.holding(fund);
+            let settled = -self.checker.sums(ledger, AccountKind::CustodianSettled).credit_balance_total();
+            let unsettled = -self.checker.sums(ledger, AccountKind::CustodianUnsettled).credit_balance_total();
+            if settled != holding.settled_units as i128 || unsettled != holding.pending_units as i128 {
+                self.violation(
+                    "custodian_books_match_mirror",
+                    format!(
+                        "fund {fund}: custodian {} settled / {} pending units, ledger mirror {settled} / {unsettled}",
+                        holding.settled_units, holding.pending_units
+                    ),
+                    &event,
+                );
+            }
+        }
+        let cash_settled = self.checker.sums(LEDGER_CASH_GBP, AccountKind::CustodianSettled).credit_balance_total();
+        let cash_unsettled = self.checker.sums(LEDGER_CASH_GBP, AccountKind::CustodianUnsettled).credit_balance_total();
+        let (paid_settled, paid_pending) = FUNDS.iter().fold((0i128, 0i128), |(s, p), &f| {
+            let h = self.custodian.holding(f);
+            (s + h.settled_cash_pence as i128, p + h.pending_cash_pence as i128)
+        });
+        if cash_settled != paid_settled || cash_unsettled != paid_pending {
+            self.violation(
+                "custodian_books_match_mirror",
+                format!("cash: custodian {paid_settled} settled / {paid_pending} pending, ledger {cash_settled} / {cash_unsettled}"),
+                &event,
+            );
+        }
+        // Oracle (b): every pot equals the reference model.
+        let members: Vec<(u64, u64)> = self.oracle.members().map(|(&m, &c)| (m, c)).collect();
+        for chunk in members.chunks(acme_ledger::BATCH_EVENTS_MAX) {
+            let ids: Vec<u128> = chunk.iter().map(|&(m, _)| chart::member_cash(m)).collect();
+            let found: BTreeMap<u128, Account> = self
+                .ledger
+                .inner
+                .lookup_accounts(&ids)
+                .expect("embedded ledger")
+                .into_iter()
+                .map(|a| (a.id, a))
+                .collect();
+            for (&(member, expected), id) in chunk.iter().zip(&ids) {
+                let available = found
+                    .get(id)
+                    .map(|a| a.credits_posted as i128 - a.debits_posted as i128 - a.debits_pending as i128);
+                if available != Some(expected as i128) {
+                    self.violation(
+                        "member_pots_match_reference",
+                        format!("member {member} cash: ledger {available:?}, reference {expected}"),
+                        &event,
+                    );
+                }
+            }
+        }
+        let pots: Vec<(u64, FundId)> = self.oracle.holdings().map(|(&k, _)| k).collect();
+        self.compare_units(&pots, &event);
+        for fund in FUNDS {
+            let expected = self.oracle.rounding(fund);
+            let id = chart::house(AccountKind::AcmeRounding, chart::fund_ledger(fund));
+            let a = self.ledger.inner.lookup_accounts(&[id]).expect("embedded ledger")[0];
+            if a.credits_posted != expected.settled as u128 || a.credits_pending != expected.pending as u128 {
+                self.violation(
+                    "rounding_matches_reference",
+                    format!(
+                        "fund {fund}: ledger {} + {} pending, reference {} + {}",
+                        a.credits_posted, a.credits_pending, expected.settled, expected.pending
+                    ),
+                    &event,
+                );
+            }
+        }
+    }
+
+    fn final_checks(&mut self) {
+        let event = "end of run";
+        let records = self.intake.process().expect("intake up").instructions();
+        let expected = self.oracle.expected_states();
+        let mut problems = Vec::new();
+        for (id, want) in expected {
+            match records.get(id) {
+                None => problems.push(("instruction_terminal", format!("instruction {id:#x} never reached intake"))),
+                Some(r) if !r.state.is_terminal() => {
+                    problems.push(("instruction_terminal", format!("instruction {id:#x} ended {:?}", r.state)))
+                }
+                Some(r) if r.state != *want => problems.push((
+                    "instruction_outcome_matches_reference",
+                    format!("instruction {id:#x} ended {:?}, reference says {want:?}", r.state),
+                )),
+                Some(_) => {}
+            }
+        }
+        if records.len() != expected.len() {
+            problems.push((
+                "instruction_terminal",
+                format!("intake holds {} instructions, members gave {}", records.len(), expected.len()),
+            ));
+        }
+        if self.custodian.unpriced() > 0 || self.custodian.unsettled() > 0 || self.custodian.late_trades > 0 {
+            problems.push((
+                "custodian_trades_complete",
+                format!(
+                    "{} unpriced, {} unsettled, {} placed after their valuation point",
+                    self.custodian.unpriced(),
+                    self.custodian.unsettled(),
+                    self.custodian.late_trades
+                ),
+            ));
+        }
+        for (invariant, detail) in problems {
+            self.violation(invariant, detail, event);
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        let records = self.intake.process().expect("intake up").instructions();
+        let mut by_state: BTreeMap<String, u64> = InstructionState::ALL
+            .iter()
+            .map(|s| (format!("{s:?}").to_lowercase(), 0))
+            .collect();
+        let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+        let mut member_orders = 0;
+        for r in records.values() {
+            *by_state.entry(format!("{:?}", r.state).to_lowercase()).or_default() += 1;
+            let kind = match r.kind {
+                InstructionKind::Onboard => "onboard",
+                InstructionKind::Contribute { .. } => "contribute",
+                InstructionKind::Invest { .. } => "invest",
+            };
+            *by_kind.entry(kind.to_string()).or_default() += 1;
+            if matches!(r.kind, InstructionKind::Invest { .. }) && r.state != InstructionState::Rejected {
+                member_orders += 1;
+            }
+        }
+        Summary {
+            seed: self.cfg.seed,
+            days: self.cfg.days,
+            members: self.cfg.members,
+            first_day: self.cfg.start.business_on_or_after().to_string(),
+            last_day: self.end_day.to_string(),
+            trace_hash: format!("{:016x}", self.trace.hash()),
+            ledger_digest: format!("{:016x}", ledger_digest(self.ledger.inner.accounts())),
+            violations: self.violations.clone(),
+            violation_count: self.violation_count,
+            instructions_by_state: by_state,
+            instructions_by_kind: by_kind,
+            member_trades: member_orders,
+            external_trades: self.stats.external_trades,
+            transfers: self.ledger.inner.transfers().len() as u64,
+            transfers_submitted: self.ledger.transfers_submitted,
+            accounts: self.ledger.inner.accounts().len() as u64,
+            events: self.stats.events,
+            messages_sent: self.stats.messages_sent,
+            messages_lost: self.stats.messages_lost,
+            messages_duplicated: self.stats.messages_duplicated,
+            duplicates_dropped: self.stats.duplicates_dropped,
+            contributed_pence: self.oracle.total_contributed(),
+            wall_ms: 0,
+        }
+    }
+}
+
+/// A digest of every account's balances, in id order, timestamps left out: the same for any
+/// backend that applied the same transfers.
+pub fn ledger_digest(accounts: &[Account]) -> u64 {
+    let mut sorted: Vec<&Account> = accounts.iter().collect();
+    sorted.sort_by_key(|a| a.id);
+    let mut h = Fnv64::default();
+    for a in sorted {
+        (a.id, a.ledger, a.code, a.flags.0, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
+fn describe(event: &Event) -> String {
+    match event {
+        Event::Deliver(env) => format!("deliver {:?} -> {:?} #{:x}", env.from, env.to, env.id),
+        Event::MemberSend(i) => format!("member {} sends instruction {:#x}", i.member, i.id),
+        Event::Timer { service, timer_id, .. } => format!("timer {timer_id:#x} of {service:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Minutes, for schedule arithmetic in tests.
+pub const MINUTE: Ts = NS_PER_MIN;
