@@ -8,6 +8,7 @@
 
 use acme_sim::{SimConfig, Summary};
 use clap::{Parser, Subcommand};
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -41,7 +42,14 @@ struct SimArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Exit 2 means "invariant violated", so usage errors exit 1, not clap's default 2.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
     match cli.command {
         Command::Sim(args) => sim(args),
     }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then runs every check CI runs.
+# Idempotent; a second run only re-runs the checks. SOAK=1 adds the long runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (pure crates under the determinism rules, everything with -D warnings)"
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "tests"
+cargo test --workspace --release
+
+if [ "${SOAK:-0}" = "1" ]; then
+  step "soak"
+  cargo test --workspace --release -- --ignored
+fi
