@@ -650,10 +650,11 @@ impl World {
             // Oracles compare settled states; with messages in flight the platform lags them.
             return;
         }
-        // Nothing in flight: trading accounts are flat (every allocation is complete).
+        // Nothing in flight: trading accounts are flat, pending included (every reservation of
+        // the day is posted, every allocation complete).
         for ledger in std::iter::once(LEDGER_CASH_GBP).chain(FUNDS.iter().map(|&f| chart::fund_ledger(f))) {
             let trading = self.checker.sums(ledger, AccountKind::AcmeTrading);
-            if trading.credit_balance_posted() != 0 {
+            if trading.credit_balance_total() != 0 {
                 self.violation("trading_accounts_flat", format!("ledger {ledger}: {trading:?}"), &event);
             }
         }
