@@ -22,6 +22,11 @@ pub struct FaultPlan {
     pub loss_ppm: Ppm,
     /// Chance that a message is delivered twice.
     pub duplicate_ppm: Ppm,
+    /// Chance that a platform process crashes at an effect boundary (before each effect it
+    /// carries out), losing everything it held in memory.
+    pub crash_ppm: Ppm,
+    /// How long a crashed process stays down, milliseconds.
+    pub restart_delay_ms: u64,
 }
 
 impl FaultPlan {
@@ -32,6 +37,18 @@ impl FaultPlan {
             delay_max_ms: 2_000,
             loss_ppm: 0,
             duplicate_ppm: 0,
+            crash_ppm: 0,
+            restart_delay_ms: 1_000,
+        }
+    }
+
+    /// Duplicated messages and process crashes at effect boundaries, at the given rates; no
+    /// loss (lost messages need the chasing that a later fault plan brings).
+    pub fn crashes_and_duplicates(crash_ppm: Ppm, duplicate_ppm: Ppm) -> FaultPlan {
+        FaultPlan {
+            crash_ppm,
+            duplicate_ppm,
+            ..FaultPlan::none()
         }
     }
 
@@ -43,7 +60,14 @@ impl FaultPlan {
         if self.delay_max_ms > 60 * 60 * 1000 {
             return Err("delay_max_ms: more than one hour".into());
         }
-        for (name, rate) in [("loss_ppm", self.loss_ppm), ("duplicate_ppm", self.duplicate_ppm)] {
+        if self.restart_delay_ms > 60 * 60 * 1000 {
+            return Err("restart_delay_ms: more than one hour".into());
+        }
+        for (name, rate) in [
+            ("loss_ppm", self.loss_ppm),
+            ("duplicate_ppm", self.duplicate_ppm),
+            ("crash_ppm", self.crash_ppm),
+        ] {
             if rate > PPM {
                 return Err(format!("{name}: {rate} is more than {PPM}"));
             }

@@ -37,6 +37,10 @@ pub struct Summary {
     pub messages_lost: u64,
     pub messages_duplicated: u64,
     pub duplicates_dropped: u64,
+    /// Process crashes injected (each followed by a restart from durable state).
+    pub crashes: u64,
+    /// Messages offered again because their consumer was down.
+    pub redeliveries: u64,
     pub contributed_pence: u64,
     /// Wall time of the run, filled in by the command that ran it (the simulator has no clock).
     pub wall_ms: u64,
@@ -84,8 +88,8 @@ impl Summary {
         );
         let _ = writeln!(
             s,
-            "events         {} ({} messages, {} duplicates dropped)",
-            self.events, self.messages_sent, self.duplicates_dropped
+            "events         {} ({} messages, {} duplicates dropped, {} crashes, {} redeliveries)",
+            self.events, self.messages_sent, self.duplicates_dropped, self.crashes, self.redeliveries
         );
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
         if self.ok() {

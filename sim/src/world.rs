@@ -21,7 +21,7 @@ use acme_ledger::{
 };
 use acme_processes::buy::{aggregation::Aggregation, intake::Intake, pricing::Pricing, settlement::Settlement};
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
-use acme_processes::host::{Drained, Host, Io};
+use acme_processes::host::{Delivery, Drained, Host, Io};
 use acme_processes::messages::{
     msg_id, Instruction, InstructionId, InstructionKind, InstructionState, Message, MsgKind, TradeId,
 };
@@ -98,6 +98,7 @@ enum Event {
     SettlementDay(Date),
     EndOfDay(Date),
     RetryLedger(Service),
+    Restart(Service),
 }
 
 /// The ledger as the simulator uses it: the port, plus a record of which accounts each event's
@@ -174,6 +175,8 @@ pub struct Stats {
     pub member_orders: u64,
     pub external_trades: u64,
     pub instructions_sent: u64,
+    pub crashes: u64,
+    pub redeliveries: u64,
 }
 
 struct Queue {
@@ -202,6 +205,8 @@ struct WorldIo<'a> {
     alerts: &'a mut Vec<(Ts, Alert)>,
     stats: &'a mut Stats,
     settled_notices: &'a mut Vec<Vec<InstructionId>>,
+    fault_rng: &'a mut SimRng,
+    now: Ts,
 }
 
 fn bus_send(
@@ -242,6 +247,8 @@ impl Io for WorldIo<'_> {
     }
 
     fn set_timer(&mut self, service: Service, timer_id: u64, at: Ts, incarnation: u64) {
+        // A timer re-armed after a restart may be overdue: it fires at once.
+        let at = at.max(self.now);
         self.queue.push(at, Event::Timer { service, timer_id, incarnation });
     }
 
@@ -251,6 +258,17 @@ impl Io for WorldIo<'_> {
 
     fn observe_ledger(&mut self, service: Service, request: &LedgerRequest, reply: &LedgerReply) {
         self.trace.record(&(service, request, reply));
+    }
+
+    fn crash_point(&mut self, service: Service) -> bool {
+        if !self.fault_rng.chance_ppm(self.faults.crash_ppm) {
+            return false;
+        }
+        self.stats.crashes += 1;
+        self.trace.record(&("crash", service));
+        let at = self.now + self.faults.restart_delay_ms * 1_000_000;
+        self.queue.push(at, Event::Restart(service));
+        true
     }
 }
 
@@ -270,6 +288,7 @@ pub struct World {
     population: Population,
     oracle: Oracle,
     bus_rng: SimRng,
+    fault_rng: SimRng,
     trace: Trace,
     checker: Checker,
     alerts: Vec<(Ts, Alert)>,
@@ -283,6 +302,9 @@ pub struct World {
     /// Instruction id -> (fund) of invests, to check pots after each settlement.
     invest_fund: BTreeMap<InstructionId, FundId>,
 }
+
+/// How long the bus waits before offering a message again to a consumer that was down.
+pub const REDELIVERY_NS: Ts = 500 * 1_000_000;
 
 /// How long a host waits before retrying an unreachable ledger.
 pub const LEDGER_RETRY_NS: Ts = 100 * 1_000_000;
@@ -322,6 +344,7 @@ impl World {
             population,
             oracle: Oracle::default(),
             bus_rng: SimRng::new(cfg.seed, Stream::Bus),
+            fault_rng: SimRng::new(cfg.seed, Stream::Faults),
             trace: Trace::default(),
             checker: Checker::default(),
             alerts: Vec::new(),
@@ -382,6 +405,8 @@ impl World {
                 alerts: &mut self.alerts,
                 stats: &mut self.stats,
                 settled_notices: &mut self.settled_notices,
+                fault_rng: &mut self.fault_rng,
+                now: self.now,
             },
             &mut self.intake,
             &mut self.aggregation,
@@ -502,6 +527,17 @@ impl World {
                 };
                 self.after_drain(service, drained);
             }
+            Event::Restart(service) => {
+                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let drained = match service {
+                    Service::Intake => intake.recover(now, &mut io),
+                    Service::Aggregation => aggregation.recover(now, &mut io),
+                    Service::Pricing => pricing.recover(now, &mut io),
+                    Service::Settlement => settlement.recover(now, &mut io),
+                    other => panic!("restart of {other:?}"),
+                };
+                self.after_drain(service, drained);
+            }
             Event::RetryLedger(service) => {
                 let (mut io, intake, aggregation, pricing, settlement) = self.io();
                 let drained = match service {
@@ -528,6 +564,7 @@ impl World {
             }
             Service::Members | Service::Scheduler => {}
             service => {
+                let envelope_copy = envelope.clone();
                 let (mut io, intake, aggregation, pricing, settlement) = self.io();
                 let (delivery, drained) = match service {
                     Service::Intake => intake.deliver(now, envelope, &mut io),
@@ -536,8 +573,14 @@ impl World {
                     Service::Settlement => settlement.deliver(now, envelope, &mut io),
                     _ => unreachable!(),
                 };
-                if delivery == acme_processes::host::Delivery::Duplicate {
-                    self.stats.duplicates_dropped += 1;
+                match delivery {
+                    Delivery::Duplicate => self.stats.duplicates_dropped += 1,
+                    // The broker keeps what a stopped consumer did not take, and offers it again.
+                    Delivery::Down => {
+                        self.stats.redeliveries += 1;
+                        self.queue.push(now + REDELIVERY_NS, Event::Deliver(envelope_copy));
+                    }
+                    _ => {}
                 }
                 self.after_drain(service, drained);
             }
@@ -546,6 +589,7 @@ impl World {
 
     /// A host that could not reach the ledger keeps its outbox; try again shortly.
     fn after_drain(&mut self, service: Service, drained: Drained) {
+        // A host that is down is restarted by its Restart event, which drains its outbox.
         if drained == Drained::LedgerUnavailable {
             self.queue.push(self.now + LEDGER_RETRY_NS, Event::RetryLedger(service));
         }
@@ -814,6 +858,8 @@ impl World {
             messages_lost: self.stats.messages_lost,
             messages_duplicated: self.stats.messages_duplicated,
             duplicates_dropped: self.stats.duplicates_dropped,
+            crashes: self.stats.crashes,
+            redeliveries: self.stats.redeliveries,
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
         }
