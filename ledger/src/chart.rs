@@ -69,7 +69,8 @@ pub fn fund_ledger(fund: FundId) -> u32 {
 
 /// The fund of a fund ledger, or `None` for the cash ledger (or an unknown one).
 pub fn ledger_fund(ledger: u32) -> Option<FundId> {
-    (ledger >= FUND_LEDGER_BASE && ledger <= FUND_LEDGER_BASE + FUND_MAX)
+    (FUND_LEDGER_BASE..=FUND_LEDGER_BASE + FUND_MAX)
+        .contains(&ledger)
         .then(|| ledger - FUND_LEDGER_BASE)
 }
 

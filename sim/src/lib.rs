@@ -13,6 +13,7 @@
 
 pub mod checker;
 pub mod custodian;
+pub mod export;
 pub mod market;
 pub mod members;
 pub mod oracle;

@@ -274,33 +274,33 @@ impl Io for WorldIo<'_> {
 
 /// A whole simulated run.
 pub struct World {
-    cfg: SimConfig,
-    now: Ts,
-    clock: Arc<SimClock>,
-    queue: Queue,
-    ledger: SimLedger,
-    intake: Host<Intake>,
-    aggregation: Host<Aggregation>,
-    pricing: Host<Pricing>,
-    settlement: Host<Settlement>,
-    custodian: Custodian,
-    market: Market,
-    population: Population,
-    oracle: Oracle,
-    bus_rng: SimRng,
-    fault_rng: SimRng,
-    trace: Trace,
-    checker: Checker,
-    alerts: Vec<(Ts, Alert)>,
-    alerts_seen: usize,
-    settled_notices: Vec<Vec<InstructionId>>,
-    stats: Stats,
-    violations: Vec<Violation>,
-    violation_count: u64,
-    last_activity_day: Date,
-    end_day: Date,
+    pub(crate) cfg: SimConfig,
+    pub(crate) now: Ts,
+    pub(crate) clock: Arc<SimClock>,
+    pub(crate) queue: Queue,
+    pub(crate) ledger: SimLedger,
+    pub(crate) intake: Host<Intake>,
+    pub(crate) aggregation: Host<Aggregation>,
+    pub(crate) pricing: Host<Pricing>,
+    pub(crate) settlement: Host<Settlement>,
+    pub(crate) custodian: Custodian,
+    pub(crate) market: Market,
+    pub(crate) population: Population,
+    pub(crate) oracle: Oracle,
+    pub(crate) bus_rng: SimRng,
+    pub(crate) fault_rng: SimRng,
+    pub(crate) trace: Trace,
+    pub(crate) checker: Checker,
+    pub(crate) alerts: Vec<(Ts, Alert)>,
+    pub(crate) alerts_seen: usize,
+    pub(crate) settled_notices: Vec<Vec<InstructionId>>,
+    pub(crate) stats: Stats,
+    pub(crate) violations: Vec<Violation>,
+    pub(crate) violation_count: u64,
+    pub(crate) last_activity_day: Date,
+    pub(crate) end_day: Date,
     /// Instruction id -> (fund) of invests, to check pots after each settlement.
-    invest_fund: BTreeMap<InstructionId, FundId>,
+    pub(crate) invest_fund: BTreeMap<InstructionId, FundId>,
 }
 
 /// How long the bus waits before offering a message again to a consumer that was down.
@@ -373,9 +373,24 @@ impl World {
 
     /// Runs to the end and returns the summary.
     pub fn run(mut self) -> Summary {
+        self.run_to_end()
+    }
+
+    /// Runs to the end and returns the summary, keeping the world for inspection or export.
+    pub fn run_to_end(&mut self) -> Summary {
         while self.step() {}
         self.final_checks();
         self.summary()
+    }
+
+    /// The ledger of the run.
+    pub fn ledger(&self) -> &MemLedger {
+        &self.ledger.inner
+    }
+
+    /// The last simulated day.
+    pub fn end_day(&self) -> Date {
+        self.end_day
     }
 
     /// Processes one event; false when there are none left.
@@ -684,6 +699,9 @@ impl World {
 
     fn end_of_day(&mut self, date: Date) {
         let event = format!("end of day {date}");
+        for v in crate::export::end_of_day_recon(self, date) {
+            self.record(v, &event);
+        }
         // Recount every account and compare with the running sums.
         let accounts: Vec<Account> = self.ledger.inner.accounts().to_vec();
         self.checker.recount(&accounts);
