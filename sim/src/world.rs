@@ -277,7 +277,7 @@ pub struct World {
     pub(crate) cfg: SimConfig,
     pub(crate) now: Ts,
     pub(crate) clock: Arc<SimClock>,
-    pub(crate) queue: Queue,
+    queue: Queue,
     pub(crate) ledger: SimLedger,
     pub(crate) intake: Host<Intake>,
     pub(crate) aggregation: Host<Aggregation>,
