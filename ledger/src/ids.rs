@@ -37,24 +37,39 @@ pub enum Step {
     Contribution = 1,
     /// Pending reservation of a member's cash for a buy.
     BuyReserve = 2,
-    /// Posting of that reservation when the trade is priced.
+    /// Posting (full or partial) of that reservation when the trade is priced.
     BuyReservePost = 3,
-    /// Voiding of that reservation when the order cannot trade.
-    BuyReserveVoid = 4,
-    /// Pending units from the trading account to the member's pot at pricing.
+    /// Voiding of a reservation (buy cash or sell units) when the order cannot trade.
+    ReserveVoid = 4,
+    /// Pending units from the trading account to a buyer's pot at pricing.
     BuyUnitsAllocate = 5,
-    /// Pending allocation residual to ACME's rounding account at pricing.
+    /// Pending residual units of a buy allocation to ACME's rounding account.
     BuyUnitsRounding = 6,
-    /// The trade's cash from the trading account to the custodian (unsettled) at pricing.
+    /// Net cash of a trade from the trading account to the custodian (net buy).
     TradeCashToCustodian = 7,
-    /// The trade's units from the custodian (unsettled) to the trading account at pricing.
+    /// Net units of a trade from the custodian to the trading account (net buy).
     TradeUnitsFromCustodian = 8,
-    /// Posting of a pending units transfer (member or rounding) at settlement.
-    SettleUnitsPost = 9,
-    /// Custodian mirror, fund ledger: unsettled to settled at settlement.
+    /// Posting of a pending allocation line (units to a buyer, cash to a seller, a residual)
+    /// at settlement.
+    SettlePost = 9,
+    /// Custodian mirror, fund ledger: unsettled to settled (or back, for a net sell).
     SettleCustodianUnits = 10,
-    /// Custodian mirror, cash ledger: unsettled to settled at settlement.
+    /// Custodian mirror, cash ledger: unsettled to settled (or back, for a net sell).
     SettleCustodianCash = 11,
+    /// Net cash of a trade from the custodian to the trading account (net sell).
+    TradeCashFromCustodian = 12,
+    /// Net units of a trade from the trading account to the custodian (net sell).
+    TradeUnitsToCustodian = 13,
+    /// Pending reservation of a member's units for a sell.
+    SellReserve = 14,
+    /// Posting (full or partial) of that reservation when the trade is priced.
+    SellReservePost = 15,
+    /// Pending sale proceeds from the trading account to a seller's pot at pricing.
+    SellCashAllocate = 16,
+    /// Pending residual cash of a sell allocation to ACME's rounding account.
+    SellCashRounding = 17,
+    /// Voiding of an allocation line superseded by an amended price.
+    AmendVoid = 18,
 }
 
 impl Step {
@@ -76,10 +91,18 @@ pub fn transfer_id(step: Step, domain: Domain, cause: u64, sub: u64) -> u128 {
         | sub as u128
 }
 
-/// The same cause, another step: the post of a pending transfer is the pending id with the
-/// post's step, so either can be computed from the other.
+/// Bits of `sub` that callers may use; the top byte is kept for [`with_step`].
+pub const SUB_CALLER_BITS: u32 = 32;
+
+/// The id of a step that follows another transfer (the post or void of a pending transfer): the
+/// same cause and sub-index, the new step, and the original step kept in the top byte of `sub`,
+/// so the follow-ups of two different transfers of one cause (say, the posts of a trade's unit
+/// and cash residuals) never share an id. Either id can be computed from the other.
 pub fn with_step(id: u128, step: Step) -> u128 {
-    (id & !(0xFFFF_u128 << 112)) | (step.code() as u128) << 112
+    let (original, _, _, sub) = decode(id);
+    assert!(original <= 0xFF, "step {original} does not fit the derivation byte");
+    assert_eq!(sub >> SUB_CALLER_BITS, 0, "id {id:#x} is already derived");
+    (id & !(0xFFFF_u128 << 112)) | (step.code() as u128) << 112 | (original as u128) << SUB_CALLER_BITS
 }
 
 /// (step code, domain, cause, sub) of an id made by [`transfer_id`].
@@ -110,7 +133,12 @@ mod tests {
             }
         }
         assert_eq!(decode(e), (Step::BuyReserve.code(), 1, 7, 1));
-        assert_eq!(with_step(a, Step::BuyReservePost), c);
+        assert_ne!(with_step(a, Step::BuyReservePost), c);
+        assert_eq!(decode(with_step(a, Step::BuyReservePost)).0, Step::BuyReservePost.code());
+        // Follow-ups of two transfers of one cause stay distinct.
+        let units = transfer_id(Step::BuyUnitsRounding, Domain::Trade, 9, 0);
+        let cash = transfer_id(Step::SellCashRounding, Domain::Trade, 9, 0);
+        assert_ne!(with_step(units, Step::SettlePost), with_step(cash, Step::SettlePost));
         let max = transfer_id(Step::SettleCustodianCash, Domain::Trade, u64::MAX, SUB_MAX);
         assert_ne!(max, u128::MAX);
         assert_eq!(decode(max), (11, 2, u64::MAX, SUB_MAX));

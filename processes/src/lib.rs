@@ -7,12 +7,12 @@
 //! ([`host::Io`], [`host::ProcessStore`], `acme_ledger::Ledger`). The same process runs under the
 //! deterministic simulator (`acme-sim`) and, later, under a production runtime.
 //!
-//! See `processes/README.md` for the pattern, with the buy cycle ([`buy`]) as the worked example.
+//! See `processes/README.md` for the pattern, with the trade lifecycle ([`trading`]) as the worked example.
 //!
 //! This crate is pure: no wall clock, no OS randomness, no threads, no hash-ordered iteration,
 //! no floats. `clippy.toml` at the workspace root enforces it.
 
-pub mod buy;
+pub mod trading;
 pub mod calendar;
 pub mod host;
 pub mod messages;

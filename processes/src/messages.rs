@@ -34,10 +34,10 @@ pub enum Side {
     Sell,
 }
 
-/// `date << 20 | fund << 1 | side`: one external trade per fund, side and trade date.
-pub fn trade_id(date: Date, fund: FundId, side: Side) -> TradeId {
+/// `date << 20 | fund << 1`: one (net) external trade per fund and trade date.
+pub fn trade_id(date: Date, fund: FundId) -> TradeId {
     assert!(fund < (1 << 19));
-    (date.0 as u64) << 20 | (fund as u64) << 1 | (side == Side::Sell) as u64
+    (date.0 as u64) << 20 | (fund as u64) << 1
 }
 
 /// Fund of a trade id.
@@ -59,6 +59,19 @@ pub enum InstructionKind {
     Contribute { cash_pence: u64 },
     /// Invest cash from the pot in a fund.
     Invest { fund: FundId, cash_pence: u64 },
+    /// Sell units of a fund; the proceeds come into the pot's cash at settlement.
+    Sell { fund: FundId, units_micro: u64 },
+    /// Sell units of one fund and buy another with the proceeds, placed on the day the sale
+    /// settles (see `trading` for the timing).
+    Switch { from_fund: FundId, to_fund: FundId, units_micro: u64 },
+}
+
+/// Who gave an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Origin {
+    Member,
+    /// The automated re-balancing process.
+    Rebalancing,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,6 +79,7 @@ pub struct Instruction {
     pub id: InstructionId,
     pub member: MemberId,
     pub kind: InstructionKind,
+    pub origin: Origin,
 }
 
 /// Where an instruction is. `Completed`, `Settled` and `Rejected` are terminal.
@@ -106,23 +120,58 @@ impl InstructionState {
     ];
 }
 
-/// A member's buy order, once its cash is reserved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which leg of an instruction an order is: 0 for invests and sells and a switch's sale, 1 for a
+/// switch's purchase.
+pub type Leg = u8;
+
+/// A member's order, once its cash (buy) or units (sell) are reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Order {
     pub instruction: InstructionId,
+    pub leg: Leg,
     pub member: MemberId,
     pub fund: FundId,
-    pub cash_pence: u64,
+    pub side: Side,
+    /// Cash to invest (buy) or units to sell (sell): pence or micro-units.
+    pub amount: u64,
 }
 
-/// One aggregated trade with the custodian.
+/// One net trade with the custodian per fund and trade date, with a buy leg in cash and a sell
+/// leg in units; the custodian strikes both at the close and settles only the difference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ExternalTrade {
     pub id: TradeId,
     pub fund: FundId,
-    pub side: Side,
     pub trade_date: Date,
-    pub cash_pence: u64,
+    pub buy_cash_pence: u64,
+    pub sell_units_micro: u64,
+}
+
+/// The custodian's pricing of a trade (revision 0) or an amendment of it (revision > 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub trade_id: TradeId,
+    pub revision: u32,
+    pub price: Price,
+    /// Cash of the buy leg that was filled (all of it unless partially filled).
+    pub buy_cash_filled: u64,
+    /// Units of the sell leg that were filled.
+    pub sell_units_filled: u64,
+    /// Units the filled buy cash bought at the price (gross, before netting).
+    pub units_bought: u64,
+    /// Cash the filled sell units fetched at the price (gross, before netting).
+    pub cash_for_sold: u64,
+}
+
+/// A step an order made, as reported back to intake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Advance {
+    pub instruction: InstructionId,
+    pub leg: Leg,
+    /// Filled less than asked.
+    pub partial: bool,
+    /// For a settled sell leg: the proceeds now in the pot, pence.
+    pub proceeds_pence: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -137,17 +186,26 @@ pub enum Message {
     OrderAccepted(Order),
     /// Aggregation -> Custodian: place the trade.
     PlaceTrade(ExternalTrade),
-    /// Aggregation -> Pricing: the trade and the orders it aggregates (in instruction order).
+    /// Aggregation -> Pricing: the trade and the orders it aggregates (in order-key order).
     TradeBooked { trade: ExternalTrade, orders: Vec<Order> },
-    /// Custodian -> Pricing: the trade is priced at the closing price.
-    TradePriced { trade_id: TradeId, price: Price, units_micro: u64, cash_pence: u64 },
-    /// Pricing -> Settlement: the trade is allocated in the ledger with `pending_lines` pending
-    /// unit transfers (members and rounding).
-    TradeAllocated { trade: ExternalTrade, units_micro: u64, pending_lines: u64 },
-    /// Custodian -> Settlement: the trade settled.
-    TradeSettled { trade_id: TradeId, units_micro: u64, cash_pence: u64 },
-    /// Pricing / Settlement / Aggregation -> Intake: these instructions reached `state`.
-    InstructionsAdvanced { ids: Vec<InstructionId>, state: InstructionState },
+    /// Custodian -> Pricing: the trade is priced at the closing price (or amended).
+    TradePriced(Confirmation),
+    /// Custodian -> Pricing: the custodian refused the trade; nothing of it happened.
+    TradeRejected { trade_id: TradeId },
+    /// Pricing -> Settlement: revision `revision` of the trade's allocation is in the ledger with
+    /// `pending_lines` pending transfers; net units/cash are what the custodian delivers (+) or
+    /// takes (-).
+    TradeAllocated {
+        trade: ExternalTrade,
+        revision: u32,
+        pending_lines: u64,
+        net_units: i128,
+        net_cash: i128,
+    },
+    /// Custodian -> Settlement: the trade settled; net units/cash as in `TradeAllocated`.
+    TradeSettled { trade_id: TradeId, net_units: i128, net_cash: i128 },
+    /// Pricing / Settlement / Aggregation -> Intake: these orders reached `state`.
+    InstructionsAdvanced { orders: Vec<Advance>, state: InstructionState },
 }
 
 /// Kinds of message, the top byte of a message id.
@@ -164,6 +222,8 @@ pub enum MsgKind {
     TradeAllocated = 8,
     TradeSettled = 9,
     InstructionsAdvanced = 10,
+    TradeRejected = 11,
+    Rebalance = 12,
 }
 
 /// `kind << 120 | cause << 56 | sub`: the id of a message of `kind` caused by `cause`
@@ -180,10 +240,10 @@ mod tests {
     #[test]
     fn ids_pack_and_unpack() {
         let d = Date(20_000);
-        let t = trade_id(d, 4, Side::Buy);
+        let t = trade_id(d, 4);
         assert_eq!(trade_fund(t), 4);
         assert_eq!(trade_date(t), d);
-        assert_ne!(t, trade_id(d, 4, Side::Sell));
+        assert_ne!(t, trade_id(d, 5));
         let i = instruction_id(5_000_000, 17);
         assert_eq!(instruction_member(i), 5_000_000);
         assert_ne!(

@@ -1,17 +1,18 @@
-//! The member population: N members with risk profiles who pay in and invest at random times.
+//! The member population: N members with risk profiles who pay in, invest, sell and switch at
+//! random times.
 //!
-//! Each business day every member may contribute in the morning and may invest in the
-//! afternoon (both inside the instruction window), choosing a fund by their risk profile's
-//! weights. A few invest more than they have, on purpose, to exercise rejection. Every
+//! Each business day every member may contribute in the morning and may invest, sell or switch
+//! in the afternoon (all inside the instruction window), choosing funds by their risk profile's
+//! weights. A few ask for more than they have, on purpose, to exercise rejection. Every
 //! instruction is registered with the [`Oracle`] as it is made.
 
 use crate::oracle::Oracle;
 use crate::rng::{SimRng, Stream};
 use acme_ledger::chart::{FundId, MemberId};
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
-use acme_processes::messages::{instruction_id, Instruction, InstructionKind};
+use acme_processes::messages::{instruction_id, Instruction, InstructionKind, Origin};
 
-/// A risk profile: its name and integer weights over the funds (in fund order).
+/// A risk profile: its name and integer target weights over the funds (in fund order), percent.
 pub struct RiskProfile {
     pub name: &'static str,
     pub weights: [u32; 5],
@@ -28,8 +29,12 @@ pub const PROFILES: [RiskProfile; 3] = [
 pub const CONTRIBUTE_PPM: u32 = 250_000;
 /// Chance a member invests on a given day, ppm.
 pub const INVEST_PPM: u32 = 300_000;
-/// Chance an invest asks for more than the member has, ppm.
-pub const OVER_INVEST_PPM: u32 = 30_000;
+/// Chance a member sells on a given day, ppm.
+pub const SELL_PPM: u32 = 60_000;
+/// Chance a member switches on a given day, ppm.
+pub const SWITCH_PPM: u32 = 40_000;
+/// Chance an instruction asks for more than the member has, ppm.
+pub const OVERREACH_PPM: u32 = 30_000;
 
 pub struct Population {
     rng: SimRng,
@@ -42,15 +47,8 @@ impl Population {
     pub fn new(seed: u64, members: u64, funds: &[FundId]) -> Population {
         assert_eq!(funds.len(), 5, "the profiles are over five funds");
         let mut rng = SimRng::new(seed, Stream::Members);
-        let profiles = (0..members)
-            .map(|_| rng.below(PROFILES.len() as u64) as u8)
-            .collect();
-        Population {
-            rng,
-            funds: funds.to_vec(),
-            profiles,
-            next_seq: vec![0; members as usize],
-        }
+        let profiles = (0..members).map(|_| rng.below(PROFILES.len() as u64) as u8).collect();
+        Population { rng, funds: funds.to_vec(), profiles, next_seq: vec![0; members as usize] }
     }
 
     pub fn len(&self) -> u64 {
@@ -66,11 +64,16 @@ impl Population {
         index as MemberId + 1
     }
 
+    /// The risk profile of a member.
+    pub fn profile(&self, member: MemberId) -> &'static RiskProfile {
+        &PROFILES[self.profiles[(member - 1) as usize] as usize]
+    }
+
     fn next_instruction(&mut self, index: usize, kind: InstructionKind) -> Instruction {
         let seq = self.next_seq[index];
         self.next_seq[index] += 1;
         let member = Population::member_id(index);
-        Instruction { id: instruction_id(member, seq), member, kind }
+        Instruction { id: instruction_id(member, seq), member, kind, origin: Origin::Member }
     }
 
     fn time_in(&mut self, date: Date, from_min: u32, to_min: u32) -> Ts {
@@ -91,16 +94,39 @@ impl Population {
             .collect()
     }
 
+    /// An amount up to `available`, or (rarely, on purpose) more.
+    fn amount(&mut self, available: u64, overreach_max: u64) -> Option<u64> {
+        if self.rng.chance_ppm(OVERREACH_PPM) {
+            Some(available + self.rng.between(1, overreach_max))
+        } else if available == 0 {
+            None
+        } else {
+            Some(self.rng.between(1, available))
+        }
+    }
+
+    /// A fund the member holds available units of, if any (drawn by profile weight).
+    fn held_fund(&mut self, member: MemberId, weights: &[u32; 5], oracle: &Oracle) -> Option<FundId> {
+        let held: Vec<u32> = self
+            .funds
+            .iter()
+            .zip(weights)
+            .map(|(&f, &w)| if oracle.available_units(member, f) > 0 { w.max(1) } else { 0 })
+            .collect();
+        held.iter().any(|&w| w > 0).then(|| self.funds[self.rng.weighted(&held)])
+    }
+
     /// One business day of instructions, with their send times.
     pub fn day(&mut self, date: Date, schedule: &Schedule, oracle: &mut Oracle) -> Vec<(Ts, Instruction)> {
         let open = schedule.window_open_min;
         let close = schedule.window_close_min;
-        // Contributions in the first third of the window, invests after: an invest never races
-        // the same day's contribution.
+        // Contributions in the first third of the window, trades after: a trade never races the
+        // same day's contribution (nor a switch's purchase, placed at settlement in the morning).
         let split = open + (close - open) / 3;
         let mut out = Vec::new();
         for i in 0..self.profiles.len() {
             let member = Population::member_id(i);
+            let weights = PROFILES[self.profiles[i] as usize].weights;
             if self.rng.chance_ppm(CONTRIBUTE_PPM) {
                 let pence = self.rng.between(1_000, 100_000);
                 let at = self.time_in(date, open, split);
@@ -109,20 +135,40 @@ impl Population {
                 out.push((at, instruction));
             }
             if self.rng.chance_ppm(INVEST_PPM) {
-                let available = oracle.available_cash(member);
-                let pence = if self.rng.chance_ppm(OVER_INVEST_PPM) {
-                    available + self.rng.between(1, 10_000)
-                } else if available == 0 {
-                    continue;
-                } else {
-                    self.rng.between(1, available)
-                };
-                let profile = &PROFILES[self.profiles[i] as usize];
-                let fund = self.funds[self.rng.weighted(&profile.weights)];
-                let at = self.time_in(date, split + 1, close);
-                let instruction = self.next_instruction(i, InstructionKind::Invest { fund, cash_pence: pence });
-                oracle.invest(instruction.id, member, fund, pence, date);
-                out.push((at, instruction));
+                if let Some(pence) = self.amount(oracle.available_cash(member), 10_000) {
+                    let fund = self.funds[self.rng.weighted(&weights)];
+                    let at = self.time_in(date, split + 1, close);
+                    let instruction = self.next_instruction(i, InstructionKind::Invest { fund, cash_pence: pence });
+                    oracle.invest(instruction.id, member, fund, pence, date);
+                    out.push((at, instruction));
+                }
+            }
+            if self.rng.chance_ppm(SELL_PPM) {
+                if let Some(fund) = self.held_fund(member, &weights, oracle) {
+                    if let Some(units) = self.amount(oracle.available_units(member, fund), 1_000_000) {
+                        let at = self.time_in(date, split + 1, close);
+                        let instruction = self.next_instruction(i, InstructionKind::Sell { fund, units_micro: units });
+                        oracle.sell(instruction.id, member, fund, units, date);
+                        out.push((at, instruction));
+                    }
+                }
+            }
+            if self.rng.chance_ppm(SWITCH_PPM) {
+                if let Some(from) = self.held_fund(member, &weights, oracle) {
+                    let to = loop {
+                        let f = self.funds[self.rng.weighted(&weights)];
+                        if f != from {
+                            break f;
+                        }
+                    };
+                    if let Some(units) = self.amount(oracle.available_units(member, from), 1_000_000) {
+                        let at = self.time_in(date, split + 1, close);
+                        let kind = InstructionKind::Switch { from_fund: from, to_fund: to, units_micro: units };
+                        let instruction = self.next_instruction(i, kind);
+                        oracle.switch(instruction.id, member, from, to, units, date);
+                        out.push((at, instruction));
+                    }
+                }
             }
         }
         out

@@ -1,18 +1,24 @@
-//! The reference model: what every member should hold, from the instructions and the closing
-//! prices alone.
+//! The reference model: what every member should hold, from the instructions, the closing prices
+//! and the custodian's answers alone.
 //!
-//! It is written apart from the process code and shares none of it (its own arithmetic, its
-//! own allocation), so a bug in the platform's allocation, rounding, netting or settlement shows
-//! up as a difference between a pot in the ledger and the model. Its rules are the business
-//! rules, stated once more:
-//! - an invest is accepted when the member's available cash (contributions less accepted
-//!   invests) covers it, else rejected with nothing moved;
-//! - it trades on the business day it was given (members instruct inside the window);
-//! - per fund and trade date, the custodian buys `floor(total_pence * 10^10 / price)`
-//!   micro-units and each member gets `floor(units * own_pence / total_pence)`; the residual is
+//! It is written apart from the process code and shares none of it (its own arithmetic, its own
+//! fills and allocation, no netting at all), so a bug in the platform's allocation, rounding,
+//! netting, crossing or settlement shows up as a difference between a pot in the ledger and the
+//! model. Its rules are the business rules, stated once more:
+//! - an invest (sell, switch) is accepted when the member's available cash (settled units not
+//!   already being sold) covers it, else rejected with nothing moved;
+//! - it trades on the business day it was given (members instruct inside the window); a
+//!   switch's purchase trades on the day its sale settles, for exactly the sale's proceeds;
+//! - per fund and trade date, every order is traded *gross*, as if alone at the custodian: the
+//!   custodian fills each leg by `fill_ppm`; the fills are shared by largest remainder; the
+//!   buy leg buys `floor(cash * 10^10 / price)` micro-units and the sell leg fetches
+//!   `floor(units * price / 10^10)` pence, shared `floor(total * own / total_fill)`; residuals are
 //!   ACME's rounding;
-//! - units are pending from the valuation point and settled T+N business days later.
+//! - bought units and sale cash are pending from the valuation point and settled on the
+//!   custodian's settlement date; sold units leave at the valuation point; an amended price
+//!   replaces the pending amounts.
 
+use crate::custodian::Outcome;
 use acme_ledger::chart::{FundId, MemberId};
 use acme_processes::calendar::Date;
 use acme_processes::messages::{InstructionId, InstructionState};
@@ -23,25 +29,92 @@ use std::collections::BTreeMap;
 pub struct Units {
     pub settled: u64,
     pub pending: u64,
+    /// Accepted sells not yet traded.
+    pub reserved: u64,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rounding {
+    pub settled: u64,
+    pub pending: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Buy,
+    Sell,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ModelOrder {
+    instruction: InstructionId,
+    leg: u8,
+    member: MemberId,
+    kind: Kind,
+    amount: u64,
+}
+
+#[derive(Clone, Debug)]
 struct ModelTrade {
     fund: FundId,
     settle_date: Date,
-    lines: Vec<(MemberId, u64)>,
-    residual: u64,
+    orders: Vec<ModelOrder>,
+    fills: Vec<u64>,
+    proceeds: Vec<u64>,
+    units_residual: u64,
+    cash_residual: u64,
+    buy_fill: u64,
+    sell_fill: u64,
 }
 
 #[derive(Default)]
 pub struct Oracle {
     cash_available: BTreeMap<MemberId, u64>,
     contributed: u64,
-    /// Accepted invests by (trade date, fund): (instruction, member, pence).
-    orders: BTreeMap<(Date, FundId), Vec<(InstructionId, MemberId, u64)>>,
+    orders: BTreeMap<(Date, FundId), Vec<ModelOrder>>,
+    trades: BTreeMap<(Date, FundId), ModelTrade>,
     expected: BTreeMap<InstructionId, InstructionState>,
     units: BTreeMap<(MemberId, FundId), Units>,
-    rounding: BTreeMap<FundId, Units>,
-    trades: Vec<ModelTrade>,
+    rounding_units: BTreeMap<FundId, Rounding>,
+    rounding_cash: Rounding,
+    /// Sale proceeds booked but not yet settled, per member.
+    cash_pending: BTreeMap<MemberId, u64>,
+    /// Switches waiting for their sale to settle: instruction -> (member, fund to buy).
+    switches: BTreeMap<InstructionId, (MemberId, FundId)>,
+    /// Per settlement day, how many trades of each (member, fund) settle on it.
+    settling: BTreeMap<(Date, MemberId, FundId), u32>,
+}
+
+/// Largest-remainder split of `filled` over `requested`, ties to the earlier request.
+fn shares_by_largest_remainder(filled: u64, requested: &[u64]) -> Vec<u64> {
+    let total: u128 = requested.iter().map(|&r| r as u128).sum();
+    if total == 0 {
+        return vec![0; requested.len()];
+    }
+    let mut out: Vec<u64> = requested.iter().map(|&r| (filled as u128 * r as u128 / total) as u64).collect();
+    let mut rest = filled - out.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..requested.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(filled as u128 * requested[i] as u128 % total), i));
+    for i in order {
+        if rest == 0 {
+            break;
+        }
+        if out[i] < requested[i] {
+            out[i] += 1;
+            rest -= 1;
+        }
+    }
+    out
+}
+
+fn floor_shares(total: u64, weights: &[u64]) -> (Vec<u64>, u64) {
+    let sum: u128 = weights.iter().map(|&w| w as u128).sum();
+    if sum == 0 {
+        return (vec![0; weights.len()], total);
+    }
+    let shares: Vec<u64> = weights.iter().map(|&w| (total as u128 * w as u128 / sum) as u64).collect();
+    let given: u64 = shares.iter().sum();
+    (shares, total - given)
 }
 
 impl Oracle {
@@ -56,6 +129,10 @@ impl Oracle {
         self.expected.insert(id, InstructionState::Completed);
     }
 
+    fn order(&mut self, date: Date, fund: FundId, o: ModelOrder) {
+        self.orders.entry((date, fund)).or_default().push(o);
+    }
+
     /// Records an invest given on `trade_date`; returns whether the model accepts it.
     pub fn invest(&mut self, id: InstructionId, member: MemberId, fund: FundId, pence: u64, trade_date: Date) -> bool {
         let available = self.cash_available.get_mut(&member).expect("onboarded");
@@ -64,8 +141,37 @@ impl Oracle {
             return false;
         }
         *available -= pence;
-        self.orders.entry((trade_date, fund)).or_default().push((id, member, pence));
+        self.order(trade_date, fund, ModelOrder { instruction: id, leg: 0, member, kind: Kind::Buy, amount: pence });
         self.expected.insert(id, InstructionState::Settled);
+        true
+    }
+
+    fn reserve_units(&mut self, id: InstructionId, member: MemberId, fund: FundId, units: u64) -> bool {
+        let u = self.units.entry((member, fund)).or_default();
+        if units > u.settled - u.reserved {
+            self.expected.insert(id, InstructionState::Rejected);
+            return false;
+        }
+        u.reserved += units;
+        true
+    }
+
+    /// Records a sell given on `trade_date`; returns whether the model accepts it.
+    pub fn sell(&mut self, id: InstructionId, member: MemberId, fund: FundId, units: u64, trade_date: Date) -> bool {
+        if !self.reserve_units(id, member, fund, units) {
+            return false;
+        }
+        self.order(trade_date, fund, ModelOrder { instruction: id, leg: 0, member, kind: Kind::Sell, amount: units });
+        self.expected.insert(id, InstructionState::Settled);
+        true
+    }
+
+    /// Records a switch given on `trade_date`; returns whether the model accepts it.
+    pub fn switch(&mut self, id: InstructionId, member: MemberId, from: FundId, to: FundId, units: u64, trade_date: Date) -> bool {
+        if !self.sell(id, member, from, units, trade_date) {
+            return false;
+        }
+        self.switches.insert(id, (member, to));
         true
     }
 
@@ -73,48 +179,179 @@ impl Oracle {
         self.cash_available.get(&member).copied().unwrap_or(0)
     }
 
+    /// Settled units of a fund not already being sold.
+    pub fn available_units(&self, member: MemberId, fund: FundId) -> u64 {
+        self.units.get(&(member, fund)).map_or(0, |u| u.settled - u.reserved)
+    }
+
     pub fn total_contributed(&self) -> u64 {
         self.contributed
     }
 
-    /// The valuation point of `date`: every fund's orders of that date are bought.
-    pub fn valuation(&mut self, date: Date, settle_date: Date, close: impl Fn(FundId) -> Price) {
+    /// The valuation point of `date`, with the custodian's answer per fund. Returns the funds
+    /// that had orders but no answer (their trade never reached the custodian); the model
+    /// treats those orders as rejected.
+    pub fn valuation(&mut self, date: Date, outcomes: &BTreeMap<FundId, Outcome>) -> Vec<FundId> {
+        let mut unanswered = Vec::new();
         let keys: Vec<(Date, FundId)> = self.orders.range((date, 0)..=(date, FundId::MAX)).map(|(k, _)| *k).collect();
         for key in keys {
             let orders = self.orders.remove(&key).expect("listed");
             let fund = key.1;
-            let total: u128 = orders.iter().map(|o| o.2 as u128).sum();
-            let units = total * 10_000_000_000 / close(fund).0 as u128;
-            let mut lines = Vec::with_capacity(orders.len());
-            let mut given: u128 = 0;
-            for &(_, member, pence) in &orders {
-                let share = units * pence as u128 / total;
-                given += share;
-                lines.push((member, share as u64));
-                self.units.entry((member, fund)).or_default().pending += share as u64;
+            match outcomes.get(&fund).copied() {
+                None | Some(Outcome::Rejected) => {
+                    if !outcomes.contains_key(&fund) {
+                        unanswered.push(fund);
+                    }
+                    for o in &orders {
+                        self.release(o, fund, o.amount);
+                        self.expected.insert(o.instruction, InstructionState::Rejected);
+                        self.switches.remove(&o.instruction);
+                    }
+                }
+                Some(Outcome::Filled { fill_ppm, price, settle_date }) => {
+                    self.trade(date, fund, orders, fill_ppm, price, settle_date);
+                }
             }
-            let residual = (units - given) as u64;
-            self.rounding.entry(fund).or_default().pending += residual;
-            self.trades.push(ModelTrade {
-                fund,
-                settle_date,
-                lines,
-                residual,
-            });
+        }
+        unanswered
+    }
+
+    /// Gives back the unfilled part of an order's reservation.
+    fn release(&mut self, o: &ModelOrder, fund: FundId, unfilled: u64) {
+        match o.kind {
+            Kind::Buy => *self.cash_available.get_mut(&o.member).expect("member") += unfilled,
+            Kind::Sell => self.units.get_mut(&(o.member, fund)).expect("holding").reserved -= unfilled,
         }
     }
 
-    /// Settlement day `date`: trades due settle.
-    pub fn settlement(&mut self, date: Date) {
-        for trade in self.trades.iter().filter(|t| t.settle_date == date) {
-            for &(member, share) in &trade.lines {
-                let u = self.units.get_mut(&(member, trade.fund)).expect("allocated");
-                u.pending -= share;
-                u.settled += share;
+    fn trade(&mut self, date: Date, fund: FundId, orders: Vec<ModelOrder>, fill_ppm: u32, price: Price, settle_date: Date) {
+        let requested = |kind| -> Vec<u64> { orders.iter().filter(|o| o.kind == kind).map(|o| o.amount).collect() };
+        let (buys, sells) = (requested(Kind::Buy), requested(Kind::Sell));
+        let buy_fill = (buys.iter().sum::<u64>() as u128 * fill_ppm as u128 / 1_000_000) as u64;
+        let sell_fill = (sells.iter().sum::<u64>() as u128 * fill_ppm as u128 / 1_000_000) as u64;
+        let (buy_fills, sell_fills) = (shares_by_largest_remainder(buy_fill, &buys), shares_by_largest_remainder(sell_fill, &sells));
+        let (mut bi, mut si) = (0, 0);
+        let mut fills = Vec::with_capacity(orders.len());
+        for o in &orders {
+            let f = match o.kind {
+                Kind::Buy => {
+                    bi += 1;
+                    buy_fills[bi - 1]
+                }
+                Kind::Sell => {
+                    si += 1;
+                    sell_fills[si - 1]
+                }
+            };
+            fills.push(f);
+        }
+        for (o, &f) in orders.iter().zip(&fills) {
+            self.release(o, fund, o.amount - f);
+            if o.kind == Kind::Sell {
+                // Sold units leave the pot at the valuation point.
+                let u = self.units.get_mut(&(o.member, fund)).expect("holding");
+                u.settled -= f;
+                u.reserved -= f;
             }
-            let r = self.rounding.get_mut(&trade.fund).expect("allocated");
-            r.pending -= trade.residual;
-            r.settled += trade.residual;
+            if f == 0 {
+                self.expected.insert(o.instruction, InstructionState::Rejected);
+                self.switches.remove(&o.instruction);
+            }
+            *self.settling.entry((settle_date, o.member, fund)).or_default() += 1;
+        }
+        let mut t = ModelTrade {
+            fund,
+            settle_date,
+            orders,
+            fills,
+            proceeds: Vec::new(),
+            units_residual: 0,
+            cash_residual: 0,
+            buy_fill,
+            sell_fill,
+        };
+        self.book(&mut t, price, 1);
+        self.trades.insert((date, fund), t);
+    }
+
+    /// Computes a trade's proceeds at `price` and adds (`sign` 1) or removes (`sign` -1) them as
+    /// pending amounts.
+    fn book(&mut self, t: &mut ModelTrade, price: Price, sign: i8) {
+        if sign > 0 {
+            let units_bought = (t.buy_fill as u128 * 10_000_000_000 / price.0 as u128) as u64;
+            let cash_for_sold = (t.sell_fill as u128 * price.0 as u128 / 10_000_000_000) as u64;
+            let weights = |kind| -> Vec<u64> {
+                t.orders.iter().zip(&t.fills).filter(|(o, _)| o.kind == kind).map(|(_, &f)| f).collect()
+            };
+            let (buy_shares, units_residual) = floor_shares(units_bought, &weights(Kind::Buy));
+            let (sell_shares, cash_residual) = floor_shares(cash_for_sold, &weights(Kind::Sell));
+            let (mut bi, mut si) = (buy_shares.into_iter(), sell_shares.into_iter());
+            t.proceeds = t
+                .orders
+                .iter()
+                .map(|o| match o.kind {
+                    Kind::Buy => bi.next(),
+                    Kind::Sell => si.next(),
+                })
+                .map(|p| p.expect("share per order"))
+                .collect();
+            t.units_residual = units_residual;
+            t.cash_residual = cash_residual;
+        }
+        let apply = |v: &mut u64, x: u64| if sign > 0 { *v += x } else { *v -= x };
+        for (o, &p) in t.orders.iter().zip(&t.proceeds) {
+            match o.kind {
+                Kind::Buy => apply(&mut self.units.entry((o.member, t.fund)).or_default().pending, p),
+                Kind::Sell => apply(self.cash_pending.entry(o.member).or_default(), p),
+            }
+        }
+        apply(&mut self.rounding_units.entry(t.fund).or_default().pending, t.units_residual);
+        apply(&mut self.rounding_cash.pending, t.cash_residual);
+    }
+
+    /// Sale proceeds booked for a member and not yet settled.
+    pub fn pending_cash(&self, member: MemberId) -> u64 {
+        self.cash_pending.get(&member).copied().unwrap_or(0)
+    }
+
+    /// The custodian amended the price of the trade of `fund` on `date`.
+    pub fn amend(&mut self, date: Date, fund: FundId, price: Price) {
+        let mut t = self.trades.remove(&(date, fund)).expect("amending a priced trade");
+        self.book(&mut t, price, -1);
+        self.book(&mut t, price, 1);
+        self.trades.insert((date, fund), t);
+    }
+
+    /// Settlement day `date`: trades due settle; a settled switch sale buys its target fund today.
+    pub fn settlement(&mut self, date: Date) {
+        let due: Vec<(Date, FundId)> = self.trades.iter().filter(|(_, t)| t.settle_date == date).map(|(k, _)| *k).collect();
+        for key in due {
+            let t = self.trades.remove(&key).expect("listed");
+            for (o, &p) in t.orders.iter().zip(&t.proceeds) {
+                match o.kind {
+                    Kind::Buy => {
+                        let u = self.units.get_mut(&(o.member, t.fund)).expect("allocated");
+                        u.pending -= p;
+                        u.settled += p;
+                    }
+                    Kind::Sell => match {
+                        *self.cash_pending.get_mut(&o.member).expect("booked") -= p;
+                        self.switches.remove(&o.instruction)
+                    } {
+                        Some((member, to)) if p > 0 && o.leg == 0 => self.order(
+                            date,
+                            to,
+                            ModelOrder { instruction: o.instruction, leg: 1, member, kind: Kind::Buy, amount: p },
+                        ),
+                        _ => *self.cash_available.get_mut(&o.member).expect("member") += p,
+                    },
+                }
+            }
+            let r = self.rounding_units.get_mut(&t.fund).expect("booked");
+            r.pending -= t.units_residual;
+            r.settled += t.units_residual;
+            self.rounding_cash.pending -= t.cash_residual;
+            self.rounding_cash.settled += t.cash_residual;
         }
     }
 
@@ -122,8 +359,17 @@ impl Oracle {
         self.units.get(&(member, fund)).copied().unwrap_or_default()
     }
 
-    pub fn rounding(&self, fund: FundId) -> Units {
-        self.rounding.get(&fund).copied().unwrap_or_default()
+    pub fn rounding_units(&self, fund: FundId) -> Rounding {
+        self.rounding_units.get(&fund).copied().unwrap_or_default()
+    }
+
+    pub fn rounding_cash(&self) -> Rounding {
+        self.rounding_cash
+    }
+
+    /// How many trades of (member, fund) settle on `date`.
+    pub fn settling(&self, date: Date, member: MemberId, fund: FundId) -> u32 {
+        self.settling.get(&(date, member, fund)).copied().unwrap_or(0)
     }
 
     /// Every (member, fund) the model holds units for, in order.
@@ -137,5 +383,15 @@ impl Oracle {
 
     pub fn expected_states(&self) -> &BTreeMap<InstructionId, InstructionState> {
         &self.expected
+    }
+
+    /// Switches whose sale has not settled yet.
+    pub fn switches_waiting(&self) -> usize {
+        self.switches.len()
+    }
+
+    /// Orders waiting for a valuation point (there must be none at the end of a run).
+    pub fn open_orders(&self) -> usize {
+        self.orders.values().map(Vec::len).sum()
     }
 }

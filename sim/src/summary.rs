@@ -23,8 +23,13 @@ pub struct Summary {
     pub violation_count: u64,
     pub instructions_by_state: BTreeMap<String, u64>,
     pub instructions_by_kind: BTreeMap<String, u64>,
-    /// Member buy orders that were accepted (reserved) and so traded.
+    /// Instructions some order of which was filled only in part.
+    pub instructions_partially_filled: u64,
+    /// Member orders that were accepted (reserved) and so went to a trade.
     pub member_trades: u64,
+    /// Trades by kind: member orders (buy, sell, switch, rebalance) and external trades
+    /// (external, crossed: with internal crossing, rejected, partial, amended, late_settlement).
+    pub trades: BTreeMap<String, u64>,
     /// Aggregated trades placed with and priced by the custodian.
     pub external_trades: u64,
     /// Transfers in the ledger.
@@ -76,10 +81,13 @@ impl Summary {
             .collect();
         let kinds: Vec<String> = self.instructions_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(s, "instructions   {} ({})", kinds.join(", "), states.join(", "));
+        let trades: Vec<String> = self.trades.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(
             s,
-            "trades         {} member orders in {} external trades",
-            self.member_trades, self.external_trades
+            "trades         {} member orders in {} external trades ({})",
+            self.member_trades,
+            self.external_trades,
+            trades.join(", ")
         );
         let _ = writeln!(
             s,

@@ -6,7 +6,7 @@
 //! processes' inputs and the trace hash are the same on every run of the seed.
 
 use crate::checker::{Checker, Violation};
-use crate::custodian::Custodian;
+use crate::custodian::{Behaviour, Custodian, Outcome};
 use crate::market::Market;
 use crate::members::Population;
 use crate::oracle::Oracle;
@@ -19,11 +19,11 @@ use acme_ledger::{
     Account, AccountFilter, Clock, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
     MemLedger, QueryFilter, Transfer,
 };
-use acme_processes::buy::{aggregation::Aggregation, intake::Intake, pricing::Pricing, settlement::Settlement};
+use acme_processes::trading::{aggregation::Aggregation, intake::Intake, pricing::Pricing, settlement::Settlement};
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
 use acme_processes::host::{Delivery, Drained, Host, Io};
 use acme_processes::messages::{
-    msg_id, Instruction, InstructionId, InstructionKind, InstructionState, Message, MsgKind, TradeId,
+    msg_id, Advance, Instruction, InstructionKind, Origin, InstructionState, Message, MsgKind, TradeId,
 };
 use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Service};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +41,8 @@ pub struct SimConfig {
     pub start: Date,
     pub schedule: Schedule,
     pub faults: FaultPlan,
+    /// How often the custodian rejects, fills in part, amends, settles late.
+    pub custodian: Behaviour,
 }
 
 impl SimConfig {
@@ -53,6 +55,7 @@ impl SimConfig {
             start: Date::from_ymd(2026, 1, 5).expect("valid date"),
             schedule: Schedule::default(),
             faults: FaultPlan::none(),
+            custodian: Behaviour::default(),
         }
     }
 
@@ -96,6 +99,7 @@ enum Event {
     CutOffJob(Date),
     Valuation(Date),
     SettlementDay(Date),
+    Amend(TradeId),
     EndOfDay(Date),
     RetryLedger(Service),
     Restart(Service),
@@ -204,7 +208,7 @@ struct WorldIo<'a> {
     trace: &'a mut Trace,
     alerts: &'a mut Vec<(Ts, Alert)>,
     stats: &'a mut Stats,
-    settled_notices: &'a mut Vec<Vec<InstructionId>>,
+    settled_notices: &'a mut Vec<(TradeId, Vec<Advance>)>,
     fault_rng: &'a mut SimRng,
     now: Ts,
 }
@@ -238,10 +242,12 @@ impl Io for WorldIo<'_> {
     }
 
     fn send(&mut self, now: Ts, envelope: Envelope) {
-        if let (Service::Settlement, Message::InstructionsAdvanced { ids, state: InstructionState::Settled }) =
+        if let (Service::Settlement, Message::InstructionsAdvanced { orders, state: InstructionState::Settled }) =
             (envelope.from, &envelope.body)
         {
-            self.settled_notices.push(ids.clone());
+            // The cause of a settlement notice is its trade.
+            let trade_id = (envelope.id >> 56) as TradeId;
+            self.settled_notices.push((trade_id, orders.clone()));
         }
         bus_send(now, envelope, self.queue, self.bus_rng, self.faults, self.stats);
     }
@@ -293,15 +299,19 @@ pub struct World {
     pub(crate) checker: Checker,
     pub(crate) alerts: Vec<(Ts, Alert)>,
     pub(crate) alerts_seen: usize,
-    pub(crate) settled_notices: Vec<Vec<InstructionId>>,
+    pub(crate) settled_notices: Vec<(TradeId, Vec<Advance>)>,
     pub(crate) stats: Stats,
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
     pub(crate) last_activity_day: Date,
     pub(crate) end_day: Date,
-    /// Instruction id -> (fund) of invests, to check pots after each settlement.
-    pub(crate) invest_fund: BTreeMap<InstructionId, FundId>,
+    /// The last day simulated so far.
+    pub(crate) last_day: Date,
+    pub(crate) trade_counts: BTreeMap<&'static str, u64>,
 }
+
+/// Business days after the last day of activity within which every trade must have settled.
+pub const DRAIN_BUSINESS_DAYS_MAX: u32 = 15;
 
 /// How long the bus waits before offering a message again to a consumer that was down.
 pub const REDELIVERY_NS: Ts = 500 * 1_000_000;
@@ -318,7 +328,9 @@ impl World {
         let clock = Arc::new(SimClock::default());
         let start = cfg.start.business_on_or_after();
         let last_activity_day = start.add_business_days(cfg.days - 1);
-        let end_day = last_activity_day.add_business_days(cfg.schedule.settlement_lag_days);
+        // The run goes on after the last day of activity until every trade has settled (late
+        // settlements and switch purchases included), at most this far.
+        let end_day = last_activity_day.add_business_days(DRAIN_BUSINESS_DAYS_MAX);
         let market = Market::new(cfg.seed, &FUNDS, start, end_day);
         let population = Population::new(cfg.seed, cfg.members, &FUNDS);
         let schedule = cfg.schedule;
@@ -339,7 +351,7 @@ impl World {
             aggregation: Host::new(Service::Aggregation, move || Aggregation::new(schedule)),
             pricing: Host::new(Service::Pricing, Pricing::new),
             settlement: Host::new(Service::Settlement, Settlement::new),
-            custodian: Custodian::default(),
+            custodian: Custodian::new(cfg.seed, cfg.custodian, schedule.settlement_lag_days),
             market,
             population,
             oracle: Oracle::default(),
@@ -355,7 +367,8 @@ impl World {
             violation_count: 0,
             last_activity_day,
             end_day,
-            invest_fund: BTreeMap::new(),
+            last_day: start,
+            trade_counts: BTreeMap::new(),
             cfg,
         };
         world.clock.set(world.now);
@@ -363,11 +376,7 @@ impl World {
         let house = chart::house_accounts(&FUNDS);
         let results = world.ledger.create_accounts(&house).expect("embedded ledger");
         assert!(results.iter().all(|r| *r == CreateAccountResult::Ok), "house accounts: {results:?}");
-        let mut day = start;
-        while day <= end_day {
-            world.queue.push(day.at_minute(0), Event::DayStart(day));
-            day = day.next_day();
-        }
+        world.queue.push(start.at_minute(0), Event::DayStart(start));
         world
     }
 
@@ -390,7 +399,21 @@ impl World {
 
     /// The last simulated day.
     pub fn end_day(&self) -> Date {
-        self.end_day
+        self.last_day
+    }
+
+    /// Nothing left to happen: no order waiting, no trade unsettled, no message in flight, no
+    /// effect waiting in an outbox.
+    fn quiescent(&self) -> bool {
+        self.oracle.open_orders() == 0
+            && self.oracle.switches_waiting() == 0
+            && self.custodian.unpriced() == 0
+            && self.custodian.unsettled() == 0
+            && self.queue.in_flight_messages == 0
+            && self.intake.outbox_is_empty()
+            && self.aggregation.outbox_is_empty()
+            && self.pricing.outbox_is_empty()
+            && self.settlement.outbox_is_empty()
     }
 
     /// Processes one event; false when there are none left.
@@ -439,6 +462,21 @@ impl World {
         let schedule = self.cfg.schedule;
         match event {
             Event::DayStart(date) => {
+                let drained = date > self.last_activity_day && self.quiescent();
+                if drained {
+                    return;
+                }
+                if date >= self.end_day {
+                    let event = format!("day start {date}");
+                    self.violation(
+                        "liveness",
+                        format!("trades still open {DRAIN_BUSINESS_DAYS_MAX} business days after the last day of activity"),
+                        &event,
+                    );
+                    return;
+                }
+                self.last_day = date;
+                self.queue.push(date.next_day().at_minute(0), Event::DayStart(date.next_day()));
                 if !date.is_business_day() {
                     return;
                 }
@@ -451,9 +489,6 @@ impl World {
                     plan.extend(self.population.day(date, &schedule, &mut self.oracle));
                 }
                 for (at, instruction) in plan {
-                    if let InstructionKind::Invest { fund, .. } = instruction.kind {
-                        self.invest_fund.insert(instruction.id, fund);
-                    }
                     self.queue.push(at, Event::MemberSend(instruction));
                 }
                 self.queue.push(date.at_minute(schedule.cutoff_min), Event::CutOffJob(date));
@@ -481,48 +516,63 @@ impl World {
                 self.send(envelope);
             }
             Event::Valuation(date) => {
-                let settle_date = date.add_business_days(schedule.settlement_lag_days);
                 let market = &self.market;
-                let priced = self.custodian.value(date, settle_date, |f| market.close(f, date));
-                self.oracle.valuation(date, settle_date, |f| market.close(f, date));
-                for p in priced {
+                let answers = self.custodian.value(date, |f| market.close(f, date));
+                let outcomes: BTreeMap<FundId, Outcome> = answers.iter().map(|(t, o)| (t.fund, *o)).collect();
+                for fund in self.oracle.valuation(date, &outcomes) {
+                    let event = format!("valuation {date}");
+                    self.violation("custodian_trades_complete", format!("fund {fund}: orders on {date} never reached the custodian"), &event);
+                }
+                for (trade, outcome) in answers {
                     self.stats.external_trades += 1;
-                    let envelope = Envelope {
-                        id: msg_id(MsgKind::TradePriced, p.trade.id, 0),
+                    let body = match outcome {
+                        Outcome::Rejected => {
+                            *self.trade_counts.entry("rejected").or_default() += 1;
+                            Message::TradeRejected { trade_id: trade.id }
+                        }
+                        Outcome::Filled { fill_ppm, .. } => {
+                            let p = *self.custodian.priced_trades().find(|p| p.trade.id == trade.id).expect("priced");
+                            if fill_ppm < 1_000_000 {
+                                *self.trade_counts.entry("partial").or_default() += 1;
+                            }
+                            if p.confirmation.units_bought > 0 && p.confirmation.sell_units_filled > 0 {
+                                *self.trade_counts.entry("crossed").or_default() += 1;
+                            }
+                            if p.amend_to.is_some() {
+                                let at = date.add_business_days(1).at_minute(9 * 60);
+                                self.queue.push(at, Event::Amend(trade.id));
+                            }
+                            Message::TradePriced(p.confirmation)
+                        }
+                    };
+                    let kind = if matches!(body, Message::TradeRejected { .. }) { MsgKind::TradeRejected } else { MsgKind::TradePriced };
+                    self.send(Envelope { id: msg_id(kind, trade.id, 0), from: Service::Custodian, to: Service::Pricing, body });
+                }
+            }
+            Event::Amend(trade_id) => {
+                if let Some(c) = self.custodian.amend(trade_id) {
+                    *self.trade_counts.entry("amended").or_default() += 1;
+                    self.oracle.amend(acme_processes::messages::trade_date(trade_id), acme_processes::messages::trade_fund(trade_id), c.price);
+                    self.send(Envelope {
+                        id: msg_id(MsgKind::TradePriced, trade_id, c.revision as u64),
                         from: Service::Custodian,
                         to: Service::Pricing,
-                        body: Message::TradePriced {
-                            trade_id: p.trade.id,
-                            price: p.price,
-                            units_micro: p.units_micro,
-                            cash_pence: p.trade.cash_pence,
-                        },
-                    };
-                    self.send(envelope);
+                        body: Message::TradePriced(c),
+                    });
                 }
             }
             Event::SettlementDay(date) => {
                 self.oracle.settlement(date);
-                let due: Vec<TradeId> = self
-                    .custodian
-                    .priced_trades()
-                    .filter(|p| p.settle_date == date)
-                    .map(|p| p.trade.id)
-                    .collect();
-                for trade_id in due {
-                    if let Some(p) = self.custodian.settle(trade_id) {
-                        let envelope = Envelope {
-                            id: msg_id(MsgKind::TradeSettled, trade_id, 0),
-                            from: Service::Custodian,
-                            to: Service::Settlement,
-                            body: Message::TradeSettled {
-                                trade_id,
-                                units_micro: p.units_micro,
-                                cash_pence: p.trade.cash_pence,
-                            },
-                        };
-                        self.send(envelope);
+                for p in self.custodian.settle_due(date) {
+                    if p.settle_date > p.trade.trade_date.add_business_days(self.cfg.schedule.settlement_lag_days) {
+                        *self.trade_counts.entry("late_settlement").or_default() += 1;
                     }
+                    self.send(Envelope {
+                        id: msg_id(MsgKind::TradeSettled, p.trade.id, 0),
+                        from: Service::Custodian,
+                        to: Service::Settlement,
+                        body: Message::TradeSettled { trade_id: p.trade.id, net_units: p.net_units(), net_cash: p.net_cash() },
+                    });
                 }
             }
             Event::EndOfDay(date) => self.end_of_day(date),
@@ -642,30 +692,29 @@ impl World {
         for v in std::mem::take(&mut self.checker.found) {
             self.record(v, event);
         }
-        for ids in std::mem::take(&mut self.settled_notices) {
-            self.check_settled_pots(&ids, event);
+        for (trade_id, orders) in std::mem::take(&mut self.settled_notices) {
+            self.check_settled_pots(trade_id, &orders, event);
         }
     }
 
-    /// After a trade settles: the pots of its members, in its fund, equal the reference model.
-    fn check_settled_pots(&mut self, ids: &[InstructionId], event: &str) {
-        let mut pots: BTreeSet<(u64, FundId)> = BTreeSet::new();
-        for id in ids {
-            let Some(&fund) = self.invest_fund.get(id) else {
-                self.violation("member_pots_match_reference", format!("settled instruction {id:#x} is no invest"), event);
-                continue;
-            };
-            pots.insert((acme_processes::messages::instruction_member(*id), fund));
-        }
-        let trade_funds: BTreeSet<FundId> = pots.iter().map(|p| p.1).collect();
-        if trade_funds.len() > 1 {
-            self.violation("member_pots_match_reference", format!("one settlement spans funds {trade_funds:?}"), event);
-        }
+    /// After a trade settles: the pots of its members, in its fund, equal the reference model
+    /// (members with another trade of the fund settling the same day are left to the end of day,
+    /// as that trade may not have settled yet).
+    fn check_settled_pots(&mut self, trade_id: TradeId, orders: &[Advance], event: &str) {
+        let fund = acme_processes::messages::trade_fund(trade_id);
+        let today = Date::of(self.now);
+        let pots: BTreeSet<(u64, FundId)> = orders
+            .iter()
+            .map(|a| (acme_processes::messages::instruction_member(a.instruction), fund))
+            .filter(|&(m, f)| self.oracle.settling(today, m, f) == 1)
+            .collect();
         let pots: Vec<(u64, FundId)> = pots.into_iter().collect();
-        self.compare_units(&pots, event);
+        // Reservations are left to the end of day: the model takes a day's sells when the day is
+        // planned, the platform when they arrive.
+        self.compare_units(&pots, false, event);
     }
 
-    fn compare_units(&mut self, pots: &[(u64, FundId)], event: &str) {
+    fn compare_units(&mut self, pots: &[(u64, FundId)], with_reserved: bool, event: &str) {
         for chunk in pots.chunks(acme_ledger::BATCH_EVENTS_MAX) {
             let ids: Vec<u128> = chunk.iter().map(|&(m, f)| chart::member_units(m, f)).collect();
             let found: BTreeMap<u128, Account> = self
@@ -678,17 +727,22 @@ impl World {
                 .collect();
             for (&(member, fund), id) in chunk.iter().zip(&ids) {
                 let expected = self.oracle.units(member, fund);
-                let (settled, pending) = found
+                let (settled, pending, reserved) = found
                     .get(id)
-                    .map(|a| (a.credits_posted - a.debits_posted, a.credits_pending))
-                    .unwrap_or((0, 0));
-                if settled != expected.settled as u128 || pending != expected.pending as u128 {
+                    .map(|a| (a.credits_posted - a.debits_posted, a.credits_pending, a.debits_pending))
+                    .unwrap_or((0, 0, 0));
+                let want = (
+                    expected.settled as u128,
+                    expected.pending as u128,
+                    if with_reserved { expected.reserved as u128 } else { reserved },
+                );
+                if (settled, pending, reserved) != want {
                     self.violation(
                         "member_pots_match_reference",
                         format!(
-                            "member {member} fund {fund}: ledger {settled} settled + {pending} pending, \
-                             reference {} + {}",
-                            expected.settled, expected.pending
+                            "member {member} fund {fund}: ledger {settled} settled + {pending} pending \
+                             ({reserved} reserved), reference {} + {} ({} reserved)",
+                            want.0, want.1, want.2
                         ),
                         event,
                     );
@@ -726,7 +780,7 @@ impl World {
             let holding = self.custodian.holding(fund);
             let settled = -self.checker.sums(ledger, AccountKind::CustodianSettled).credit_balance_total();
             let unsettled = -self.checker.sums(ledger, AccountKind::CustodianUnsettled).credit_balance_total();
-            if settled != holding.settled_units as i128 || unsettled != holding.pending_units as i128 {
+            if settled != holding.settled_units || unsettled != holding.pending_units {
                 self.violation(
                     "custodian_books_match_mirror",
                     format!(
@@ -741,7 +795,7 @@ impl World {
         let cash_unsettled = self.checker.sums(LEDGER_CASH_GBP, AccountKind::CustodianUnsettled).credit_balance_total();
         let (paid_settled, paid_pending) = FUNDS.iter().fold((0i128, 0i128), |(s, p), &f| {
             let h = self.custodian.holding(f);
-            (s + h.settled_cash_pence as i128, p + h.pending_cash_pence as i128)
+            (s + h.settled_cash_pence, p + h.pending_cash_pence)
         });
         if cash_settled != paid_settled || cash_unsettled != paid_pending {
             self.violation(
@@ -763,29 +817,33 @@ impl World {
                 .map(|a| (a.id, a))
                 .collect();
             for (&(member, expected), id) in chunk.iter().zip(&ids) {
-                let available = found
-                    .get(id)
-                    .map(|a| a.credits_posted as i128 - a.debits_posted as i128 - a.debits_pending as i128);
-                if available != Some(expected as i128) {
+                let figures = found.get(id).map(|a| {
+                    (a.credits_posted as i128 - a.debits_posted as i128 - a.debits_pending as i128, a.credits_pending)
+                });
+                let want = (expected as i128, self.oracle.pending_cash(member) as u128);
+                if figures != Some(want) {
                     self.violation(
                         "member_pots_match_reference",
-                        format!("member {member} cash: ledger {available:?}, reference {expected}"),
+                        format!("member {member} cash (available, pending): ledger {figures:?}, reference {want:?}"),
                         &event,
                     );
                 }
             }
         }
         let pots: Vec<(u64, FundId)> = self.oracle.holdings().map(|(&k, _)| k).collect();
-        self.compare_units(&pots, &event);
-        for fund in FUNDS {
-            let expected = self.oracle.rounding(fund);
-            let id = chart::house(AccountKind::AcmeRounding, chart::fund_ledger(fund));
+        self.compare_units(&pots, true, &event);
+        let mut roundings: Vec<(String, u128, crate::oracle::Rounding)> = FUNDS
+            .iter()
+            .map(|&f| (format!("fund {f}"), chart::house(AccountKind::AcmeRounding, chart::fund_ledger(f)), self.oracle.rounding_units(f)))
+            .collect();
+        roundings.push(("cash".to_string(), chart::house(AccountKind::AcmeRounding, LEDGER_CASH_GBP), self.oracle.rounding_cash()));
+        for (what, id, expected) in roundings {
             let a = self.ledger.inner.lookup_accounts(&[id]).expect("embedded ledger")[0];
             if a.credits_posted != expected.settled as u128 || a.credits_pending != expected.pending as u128 {
                 self.violation(
                     "rounding_matches_reference",
                     format!(
-                        "fund {fund}: ledger {} + {} pending, reference {} + {}",
+                        "{what}: ledger {} + {} pending, reference {} + {}",
                         a.credits_posted, a.credits_pending, expected.settled, expected.pending
                     ),
                     &event,
@@ -818,6 +876,9 @@ impl World {
                 format!("intake holds {} instructions, members gave {}", records.len(), expected.len()),
             ));
         }
+        if self.oracle.open_orders() > 0 {
+            problems.push(("custodian_trades_complete", format!("{} orders never valued", self.oracle.open_orders())));
+        }
         if self.custodian.unpriced() > 0 || self.custodian.unsettled() > 0 || self.custodian.late_trades > 0 {
             problems.push((
                 "custodian_trades_complete",
@@ -841,25 +902,48 @@ impl World {
             .map(|s| (format!("{s:?}").to_lowercase(), 0))
             .collect();
         let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+        let mut trades: BTreeMap<String, u64> = ["buy", "sell", "switch", "rebalance", "crossed", "external", "rejected", "partial", "amended", "late_settlement"]
+            .iter()
+            .map(|k| (k.to_string(), 0))
+            .collect();
         let mut member_orders = 0;
+        let mut partially_filled = 0;
         for r in records.values() {
             *by_state.entry(format!("{:?}", r.state).to_lowercase()).or_default() += 1;
-            let kind = match r.kind {
-                InstructionKind::Onboard => "onboard",
-                InstructionKind::Contribute { .. } => "contribute",
-                InstructionKind::Invest { .. } => "invest",
+            let kind = match (&r.kind, r.origin) {
+                (_, Origin::Rebalancing) => "rebalance",
+                (InstructionKind::Onboard, _) => "onboard",
+                (InstructionKind::Contribute { .. }, _) => "contribute",
+                (InstructionKind::Invest { .. }, _) => "invest",
+                (InstructionKind::Sell { .. }, _) => "sell",
+                (InstructionKind::Switch { .. }, _) => "switch",
             };
             *by_kind.entry(kind.to_string()).or_default() += 1;
-            if matches!(r.kind, InstructionKind::Invest { .. }) && r.state != InstructionState::Rejected {
-                member_orders += 1;
+            let trades_kind = match kind {
+                "invest" => Some("buy"),
+                "sell" | "switch" | "rebalance" => Some(kind),
+                _ => None,
+            };
+            if let Some(k) = trades_kind {
+                if r.state != InstructionState::Rejected || r.leg > 0 {
+                    member_orders += 1;
+                    *trades.get_mut(k).expect("listed") += 1;
+                }
+            }
+            if r.partial {
+                partially_filled += 1;
             }
         }
+        for (k, n) in &self.trade_counts {
+            *trades.entry(k.to_string()).or_default() += n;
+        }
+        trades.insert("external".to_string(), self.stats.external_trades);
         Summary {
             seed: self.cfg.seed,
             days: self.cfg.days,
             members: self.cfg.members,
             first_day: self.cfg.start.business_on_or_after().to_string(),
-            last_day: self.end_day.to_string(),
+            last_day: self.last_day.to_string(),
             trace_hash: format!("{:016x}", self.trace.hash()),
             ledger_digest: format!("{:016x}", ledger_digest(self.ledger.inner.accounts())),
             violations: self.violations.clone(),
@@ -867,6 +951,8 @@ impl World {
             instructions_by_state: by_state,
             instructions_by_kind: by_kind,
             member_trades: member_orders,
+            instructions_partially_filled: partially_filled,
+            trades,
             external_trades: self.stats.external_trades,
             transfers: self.ledger.inner.transfers().len() as u64,
             transfers_submitted: self.ledger.transfers_submitted,

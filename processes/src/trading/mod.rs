@@ -21,6 +21,7 @@
 //!   from unsettled to settled.
 
 pub mod aggregation;
+pub mod allocation;
 pub mod intake;
 pub mod pricing;
 pub mod settlement;

@@ -1,14 +1,16 @@
-//! Aggregation: turns the day's reserved buy orders into one external trade per fund.
+//! Aggregation: turns the day's reserved orders into one net external trade per fund.
 //!
 //! An order belongs to the trade date whose cut-off has not passed when the order arrives
 //! (a business day, before [`Schedule::cutoff_min`]); otherwise to the next business day. When
 //! the scheduler's `CutOff { date }` arrives, every open order of that date or earlier is
-//! aggregated, per fund, into one trade with the id `trade_id(date, fund, Buy)`. A cut-off that
-//! fires twice finds the date closed and does nothing; an order seen twice is kept once.
+//! aggregated, per fund, into one trade with the id `trade_id(date, fund)`: a buy leg (the sum of
+//! the buy orders' cash) and a sell leg (the sum of the sell orders' units), netted by the
+//! custodian at the close (see `allocation`). A cut-off that fires twice finds the date closed
+//! and does nothing; an order seen twice is kept once.
 
 use crate::calendar::{Date, Schedule, Ts};
 use crate::messages::{
-    msg_id, trade_id, ExternalTrade, InstructionId, InstructionState, Message, MsgKind, Order, Side,
+    msg_id, trade_id, Advance, ExternalTrade, InstructionId, InstructionState, Leg, Message, MsgKind, Order, Side,
 };
 use crate::process::{Ctx, Effects, Input, Process, Service};
 use acme_ledger::chart::FundId;
@@ -19,7 +21,7 @@ pub struct Aggregation {
     /// Open orders by (trade date, fund), each list in arrival order.
     open: BTreeMap<(Date, FundId), Vec<Order>>,
     /// Every order ever taken, so a duplicate is never aggregated twice.
-    taken: BTreeSet<InstructionId>,
+    taken: BTreeSet<(InstructionId, Leg)>,
     /// Dates whose cut-off has run.
     closed: BTreeSet<Date>,
 }
@@ -64,16 +66,19 @@ impl Aggregation {
             per_fund.entry(key.1).or_default().extend(orders);
         }
         for (fund, mut orders) in per_fund {
-            orders.sort_by_key(|o| o.instruction);
-            let cash_pence: u64 = orders.iter().map(|o| o.cash_pence).sum();
+            orders.sort_by_key(|o| (o.instruction, o.leg));
+            let leg_total = |side| orders.iter().filter(|o| o.side == side).map(|o| o.amount).sum();
             let trade = ExternalTrade {
-                id: trade_id(date, fund, Side::Buy),
+                id: trade_id(date, fund),
                 fund,
-                side: Side::Buy,
                 trade_date: date,
-                cash_pence,
+                buy_cash_pence: leg_total(Side::Buy),
+                sell_units_micro: leg_total(Side::Sell),
             };
-            let ids: Vec<InstructionId> = orders.iter().map(|o| o.instruction).collect();
+            let advances: Vec<Advance> = orders
+                .iter()
+                .map(|o| Advance { instruction: o.instruction, leg: o.leg, partial: false, proceeds_pence: 0 })
+                .collect();
             fx.send(
                 msg_id(MsgKind::TradeBooked, trade.id, 0),
                 Service::Aggregation,
@@ -91,7 +96,7 @@ impl Aggregation {
                 Service::Aggregation,
                 Service::Intake,
                 Message::InstructionsAdvanced {
-                    ids,
+                    orders: advances,
                     state: InstructionState::Placed,
                 },
             );
@@ -111,7 +116,7 @@ impl Process for Aggregation {
         };
         match &env.body {
             Message::OrderAccepted(order) => {
-                if !self.taken.insert(order.instruction) {
+                if !self.taken.insert((order.instruction, order.leg)) {
                     return;
                 }
                 let date = self.trade_date_for(ctx.now);

@@ -1,0 +1,286 @@
+//! Settlement: makes a trade final in the pots when the custodian settles it.
+//!
+//! It waits for both pricing's `TradeAllocated` (the allocation is in the ledger; the highest
+//! revision wins) and the custodian's `TradeSettled`. It then reads the trade's pending lines
+//! back from the ledger, the system of record (a query by the trade id in `user_data_128`, page
+//! by page, keeping the lines of the final revision), posts each of them, and moves the
+//! custodian mirror from unsettled to settled by the net. Nothing it needs lives only in its
+//! memory: a restarted settlement finds the same pending lines and its posts answer `exists`.
+//!
+//! Sale proceeds become the member's, and investable, here: a switch's purchase is placed when
+//! intake hears of its sale's settlement.
+
+use super::{tag, untag};
+use crate::messages::{msg_id, Advance, ExternalTrade, InstructionState, Message, MsgKind, TradeId};
+use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
+use acme_ledger::chart::{self, AccountKind, LEDGER_CASH_GBP};
+use acme_ledger::ids::{decode, transfer_id, with_step, Domain, Step};
+use acme_ledger::{QueryFilter, Transfer, TransferFlags, QUERY_RESULTS_MAX};
+use std::collections::{BTreeMap, BTreeSet};
+
+const PHASE_QUERY: u64 = 1;
+const PHASE_POSTS: u64 = 2;
+const PHASE_MIRROR: u64 = 3;
+
+#[derive(Clone, Copy, Debug)]
+struct Allocated {
+    trade: ExternalTrade,
+    revision: u32,
+    pending_lines: u64,
+    net_units: i128,
+    net_cash: i128,
+}
+
+#[derive(Default)]
+struct Run {
+    found: u64,
+    posts_outstanding: u64,
+    scan_done: bool,
+    advances: Vec<Advance>,
+}
+
+#[derive(Default)]
+pub struct Settlement {
+    allocated: BTreeMap<TradeId, Allocated>,
+    settled: BTreeMap<TradeId, (i128, i128)>,
+    running: BTreeMap<TradeId, Run>,
+    done: BTreeSet<TradeId>,
+}
+
+fn is_line(code: u16) -> bool {
+    [Step::BuyUnitsAllocate, Step::BuyUnitsRounding, Step::SellCashAllocate, Step::SellCashRounding]
+        .iter()
+        .any(|s| s.code() == code)
+}
+
+impl Settlement {
+    pub fn new() -> Settlement {
+        Settlement::default()
+    }
+
+    pub fn settled_trades(&self) -> usize {
+        self.done.len()
+    }
+
+    fn try_start(&mut self, trade_id: TradeId, fx: &mut Effects) {
+        if self.done.contains(&trade_id) || self.running.contains_key(&trade_id) {
+            return;
+        }
+        let (Some(a), Some(&(units, cash))) = (self.allocated.get(&trade_id), self.settled.get(&trade_id)) else {
+            return;
+        };
+        if units != a.net_units || cash != a.net_cash {
+            // The custodian settles other figures than it priced at: wait, an amendment may be
+            // on its way; if none comes the trade stays unsettled and the run says so.
+            return;
+        }
+        self.running.insert(trade_id, Run::default());
+        self.query(trade_id, 0, 0, fx);
+    }
+
+    fn query(&mut self, trade_id: TradeId, page: u64, timestamp_min: u64, fx: &mut Effects) {
+        fx.ledger(
+            tag(trade_id, PHASE_QUERY, page),
+            LedgerRequest::QueryTransfers(QueryFilter {
+                user_data_128: trade_id as u128,
+                timestamp_min,
+                limit: QUERY_RESULTS_MAX,
+                ..QueryFilter::default()
+            }),
+        );
+    }
+
+    fn on_page(&mut self, trade_id: TradeId, page: u64, transfers: &[Transfer], fx: &mut Effects) {
+        let revision = self.allocated[&trade_id].revision as u64;
+        let run = self.running.get_mut(&trade_id).expect("running");
+        let mut posts = Vec::new();
+        for t in transfers {
+            let sub = decode(t.id).3;
+            if !t.flags.contains(TransferFlags::PENDING) || !is_line(t.code) || super::allocation::sub_revision(sub) as u64 != revision {
+                continue;
+            }
+            run.found += 1;
+            if t.code == Step::BuyUnitsAllocate.code() || t.code == Step::SellCashAllocate.code() {
+                let sale = t.code == Step::SellCashAllocate.code();
+                run.advances.push(Advance {
+                    instruction: t.user_data_64,
+                    leg: t.user_data_32 as u8,
+                    partial: false,
+                    proceeds_pence: if sale { t.amount as u64 } else { 0 },
+                });
+            }
+            posts.push(Transfer {
+                id: with_step(t.id, Step::SettlePost),
+                pending_id: t.id,
+                amount: t.amount,
+                flags: TransferFlags::POST_PENDING_TRANSFER,
+                timestamp: 0,
+                ..*t
+            });
+        }
+        if !posts.is_empty() {
+            run.posts_outstanding += 1;
+            fx.ledger(tag(trade_id, PHASE_POSTS, page), LedgerRequest::CreateTransfers(posts));
+        }
+        if transfers.len() as u64 == QUERY_RESULTS_MAX as u64 {
+            let next = transfers.last().expect("full page").timestamp + 1;
+            self.query(trade_id, page + 1, next, fx);
+        } else {
+            run.scan_done = true;
+            self.maybe_mirror(trade_id, fx);
+        }
+    }
+
+    fn maybe_mirror(&mut self, trade_id: TradeId, fx: &mut Effects) {
+        let run = &self.running[&trade_id];
+        if !run.scan_done || run.posts_outstanding > 0 {
+            return;
+        }
+        let a = self.allocated[&trade_id];
+        if run.found != a.pending_lines {
+            fx.alert(
+                "settlement",
+                format!("trade {trade_id:#x}: found {} pending lines of revision {}, pricing made {}", run.found, a.revision, a.pending_lines),
+            );
+        }
+        let fund_ledger = chart::fund_ledger(a.trade.fund);
+        let base = Transfer {
+            user_data_128: trade_id as u128,
+            user_data_32: a.trade.trade_date.0,
+            ..Transfer::default()
+        };
+        let mut mirror = Vec::new();
+        // Units the custodian holds for ACME are debits on its mirror: a net buy moves them from
+        // unsettled to settled, a net sell takes them out of settled.
+        let (cs, cu) = (
+            chart::house(AccountKind::CustodianSettled, fund_ledger),
+            chart::house(AccountKind::CustodianUnsettled, fund_ledger),
+        );
+        if a.net_units != 0 {
+            let (debit, credit) = if a.net_units > 0 { (cs, cu) } else { (cu, cs) };
+            mirror.push(Transfer {
+                id: transfer_id(Step::SettleCustodianUnits, Domain::Trade, trade_id, 0),
+                debit_account_id: debit,
+                credit_account_id: credit,
+                amount: a.net_units.unsigned_abs(),
+                ledger: fund_ledger,
+                code: Step::SettleCustodianUnits.code(),
+                ..base
+            });
+        }
+        let (cs, cu) = (
+            chart::house(AccountKind::CustodianSettled, LEDGER_CASH_GBP),
+            chart::house(AccountKind::CustodianUnsettled, LEDGER_CASH_GBP),
+        );
+        if a.net_cash != 0 {
+            let (debit, credit) = if a.net_cash > 0 { (cu, cs) } else { (cs, cu) };
+            mirror.push(Transfer {
+                id: transfer_id(Step::SettleCustodianCash, Domain::Trade, trade_id, 0),
+                debit_account_id: debit,
+                credit_account_id: credit,
+                amount: a.net_cash.unsigned_abs(),
+                ledger: LEDGER_CASH_GBP,
+                code: Step::SettleCustodianCash.code(),
+                ..base
+            });
+        }
+        if mirror.is_empty() {
+            self.finish(trade_id, fx);
+            return;
+        }
+        if mirror.len() == 2 {
+            mirror[0].flags = TransferFlags::LINKED;
+        }
+        fx.ledger(tag(trade_id, PHASE_MIRROR, 0), LedgerRequest::CreateTransfers(mirror));
+    }
+
+    fn finish(&mut self, trade_id: TradeId, fx: &mut Effects) {
+        let mut run = self.running.remove(&trade_id).expect("running");
+        self.done.insert(trade_id);
+        self.allocated.remove(&trade_id);
+        self.settled.remove(&trade_id);
+        run.advances.sort_unstable();
+        fx.send(
+            msg_id(MsgKind::InstructionsAdvanced, trade_id, InstructionState::Settled as u64),
+            Service::Settlement,
+            Service::Intake,
+            Message::InstructionsAdvanced { orders: run.advances, state: InstructionState::Settled },
+        );
+    }
+
+    fn on_reply(&mut self, tag: u64, reply: &LedgerReply, fx: &mut Effects) {
+        let (trade_id, phase, page) = untag(tag);
+        if !self.running.contains_key(&trade_id) {
+            fx.alert("settlement", format!("reply for trade {trade_id:#x} not running"));
+            return;
+        }
+        match (phase, reply) {
+            (PHASE_QUERY, LedgerReply::Transfers(transfers)) => self.on_page(trade_id, page, transfers, fx),
+            (PHASE_POSTS | PHASE_MIRROR, LedgerReply::CreateTransfers(results)) => {
+                let failed: Vec<String> = results
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !r.is_applied())
+                    .map(|(i, r)| format!("#{i}: {r:?}"))
+                    .collect();
+                if !failed.is_empty() {
+                    fx.alert("settlement", format!("trade {trade_id:#x} phase {phase}: {}", failed.join(", ")));
+                    return;
+                }
+                if phase == PHASE_POSTS {
+                    self.running.get_mut(&trade_id).expect("running").posts_outstanding -= 1;
+                    self.maybe_mirror(trade_id, fx);
+                } else {
+                    self.finish(trade_id, fx);
+                }
+            }
+            _ => fx.alert("settlement", format!("unexpected reply for tag {tag:#x}")),
+        }
+    }
+}
+
+impl Process for Settlement {
+    fn name(&self) -> &'static str {
+        "settlement"
+    }
+
+    fn handle(&mut self, _ctx: &Ctx, input: &Input, fx: &mut Effects) {
+        match input {
+            Input::Message(env) => match &env.body {
+                Message::TradeAllocated { trade, revision, pending_lines, net_units, net_cash } => {
+                    if self.done.contains(&trade.id) {
+                        fx.alert("settlement", format!("trade {:#x}: revision {revision} after settlement", trade.id));
+                        return;
+                    }
+                    if self.running.contains_key(&trade.id) {
+                        fx.alert("settlement", format!("trade {:#x}: revision {revision} during settlement", trade.id));
+                        return;
+                    }
+                    let newer = self.allocated.get(&trade.id).is_none_or(|a| a.revision < *revision);
+                    if newer {
+                        self.allocated.insert(
+                            trade.id,
+                            Allocated {
+                                trade: *trade,
+                                revision: *revision,
+                                pending_lines: *pending_lines,
+                                net_units: *net_units,
+                                net_cash: *net_cash,
+                            },
+                        );
+                    }
+                    self.try_start(trade.id, fx);
+                }
+                Message::TradeSettled { trade_id, net_units, net_cash } => {
+                    if !self.done.contains(trade_id) {
+                        self.settled.entry(*trade_id).or_insert((*net_units, *net_cash));
+                        self.try_start(*trade_id, fx);
+                    }
+                }
+                other => fx.alert("settlement", format!("unexpected message {other:?}")),
+            },
+            Input::Ledger { tag, reply } => self.on_reply(*tag, reply, fx),
+            Input::Timer { .. } => fx.alert("settlement", "unexpected timer".to_string()),
+        }
+    }
+}
