@@ -201,6 +201,8 @@ pub enum Message {
         pending_lines: u64,
         net_units: i128,
         net_cash: i128,
+        /// The orders that were filled (some with proceeds too small to make a pending line).
+        filled: Vec<Advance>,
     },
     /// Custodian -> Settlement: the trade settled; net units/cash as in `TradeAllocated`.
     TradeSettled { trade_id: TradeId, net_units: i128, net_cash: i128 },

@@ -4,7 +4,7 @@
 //! Each business day every member may contribute in the morning and may invest, sell or switch
 //! in the afternoon (all inside the instruction window), choosing funds by their risk profile's
 //! weights. A few ask for more than they have, on purpose, to exercise rejection. Every
-//! instruction is registered with the [`Oracle`] as it is made.
+//! instruction is given to the [`Oracle`] when it is sent.
 
 use crate::oracle::Oracle;
 use crate::rng::{SimRng, Stream};
@@ -82,14 +82,12 @@ impl Population {
     }
 
     /// Everybody opens their pot on the first day, before the window opens.
-    pub fn onboarding(&mut self, date: Date, schedule: &Schedule, oracle: &mut Oracle) -> Vec<(Ts, Instruction)> {
+    pub fn onboarding(&mut self, date: Date, schedule: &Schedule) -> Vec<(Ts, Instruction)> {
         let open = schedule.window_open_min;
         (0..self.profiles.len())
             .map(|i| {
                 let at = self.time_in(date, open - 60, open);
-                let instruction = self.next_instruction(i, InstructionKind::Onboard);
-                oracle.onboard(instruction.id, instruction.member);
-                (at, instruction)
+                (at, self.next_instruction(i, InstructionKind::Onboard))
             })
             .collect()
     }
@@ -116,13 +114,18 @@ impl Population {
         held.iter().any(|&w| w > 0).then(|| self.funds[self.rng.weighted(&held)])
     }
 
-    /// One business day of instructions, with their send times.
-    pub fn day(&mut self, date: Date, schedule: &Schedule, oracle: &mut Oracle) -> Vec<(Ts, Instruction)> {
+    /// One business day of instructions, with their send times. Members size them from what the
+    /// model says they hold at the start of the day; whether each is accepted is decided when it
+    /// is sent (see `Oracle::submit`).
+    pub fn day(&mut self, date: Date, schedule: &Schedule, oracle: &Oracle) -> Vec<(Ts, Instruction)> {
         let open = schedule.window_open_min;
         let close = schedule.window_close_min;
         // Contributions in the first third of the window, trades after: a trade never races the
         // same day's contribution (nor a switch's purchase, placed at settlement in the morning).
         let split = open + (close - open) / 3;
+        // Sells before switches, hours apart: both draw on the same units, and the model decides
+        // in the order the platform will see them.
+        let afternoon = split + 1 + (close - split - 1) / 2;
         let mut out = Vec::new();
         for i in 0..self.profiles.len() {
             let member = Population::member_id(i);
@@ -131,7 +134,6 @@ impl Population {
                 let pence = self.rng.between(1_000, 100_000);
                 let at = self.time_in(date, open, split);
                 let instruction = self.next_instruction(i, InstructionKind::Contribute { cash_pence: pence });
-                oracle.contribute(instruction.id, member, pence);
                 out.push((at, instruction));
             }
             if self.rng.chance_ppm(INVEST_PPM) {
@@ -139,16 +141,14 @@ impl Population {
                     let fund = self.funds[self.rng.weighted(&weights)];
                     let at = self.time_in(date, split + 1, close);
                     let instruction = self.next_instruction(i, InstructionKind::Invest { fund, cash_pence: pence });
-                    oracle.invest(instruction.id, member, fund, pence, date);
                     out.push((at, instruction));
                 }
             }
             if self.rng.chance_ppm(SELL_PPM) {
                 if let Some(fund) = self.held_fund(member, &weights, oracle) {
                     if let Some(units) = self.amount(oracle.available_units(member, fund), 1_000_000) {
-                        let at = self.time_in(date, split + 1, close);
+                        let at = self.time_in(date, split + 1, afternoon);
                         let instruction = self.next_instruction(i, InstructionKind::Sell { fund, units_micro: units });
-                        oracle.sell(instruction.id, member, fund, units, date);
                         out.push((at, instruction));
                     }
                 }
@@ -162,11 +162,9 @@ impl Population {
                         }
                     };
                     if let Some(units) = self.amount(oracle.available_units(member, from), 1_000_000) {
-                        let at = self.time_in(date, split + 1, close);
+                        let at = self.time_in(date, afternoon + 1, close);
                         let kind = InstructionKind::Switch { from_fund: from, to_fund: to, units_micro: units };
-                        let instruction = self.next_instruction(i, kind);
-                        oracle.switch(instruction.id, member, from, to, units, date);
-                        out.push((at, instruction));
+                        out.push((at, self.next_instruction(i, kind)));
                     }
                 }
             }

@@ -21,7 +21,7 @@
 use crate::custodian::Outcome;
 use acme_ledger::chart::{FundId, MemberId};
 use acme_processes::calendar::Date;
-use acme_processes::messages::{InstructionId, InstructionState};
+use acme_processes::messages::{Instruction, InstructionId, InstructionKind, InstructionState};
 use acme_processes::money::Price;
 use std::collections::BTreeMap;
 
@@ -118,6 +118,25 @@ fn floor_shares(total: u64, weights: &[u64]) -> (Vec<u64>, u64) {
 }
 
 impl Oracle {
+    /// Takes an instruction as it is sent, on `date`: the model decides here whether it is
+    /// accepted, with what the member holds at this moment.
+    pub fn submit(&mut self, instruction: &Instruction, date: Date) {
+        let (id, member) = (instruction.id, instruction.member);
+        match instruction.kind {
+            InstructionKind::Onboard => self.onboard(id, member),
+            InstructionKind::Contribute { cash_pence } => self.contribute(id, member, cash_pence),
+            InstructionKind::Invest { fund, cash_pence } => {
+                self.invest(id, member, fund, cash_pence, date);
+            }
+            InstructionKind::Sell { fund, units_micro } => {
+                self.sell(id, member, fund, units_micro, date);
+            }
+            InstructionKind::Switch { from_fund, to_fund, units_micro } => {
+                self.switch(id, member, from_fund, to_fund, units_micro, date);
+            }
+        }
+    }
+
     pub fn onboard(&mut self, id: InstructionId, member: MemberId) {
         self.cash_available.entry(member).or_insert(0);
         self.expected.insert(id, InstructionState::Completed);

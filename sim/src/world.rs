@@ -483,10 +483,10 @@ impl World {
                 let first = self.cfg.start.business_on_or_after();
                 let mut plan = Vec::new();
                 if date == first {
-                    plan.extend(self.population.onboarding(date, &schedule, &mut self.oracle));
+                    plan.extend(self.population.onboarding(date, &schedule));
                 }
                 if date <= self.last_activity_day {
-                    plan.extend(self.population.day(date, &schedule, &mut self.oracle));
+                    plan.extend(self.population.day(date, &schedule, &self.oracle));
                 }
                 for (at, instruction) in plan {
                     self.queue.push(at, Event::MemberSend(instruction));
@@ -498,6 +498,7 @@ impl World {
             }
             Event::MemberSend(instruction) => {
                 self.stats.instructions_sent += 1;
+                self.oracle.submit(&instruction, Date::of(now));
                 let envelope = Envelope {
                     id: msg_id(MsgKind::Instruction, instruction.id, 0),
                     from: Service::Members,

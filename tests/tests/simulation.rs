@@ -27,7 +27,7 @@ fn fifty_seeds_of_five_days_hold_every_invariant() {
             let terminal = matches!(state.as_str(), "settled" | "completed" | "rejected");
             assert!(terminal || *n == 0, "seed {seed}: {n} instructions ended {state}");
         }
-        assert!(s.external_trades >= 5 * 5, "seed {seed}: only {} external trades", s.external_trades);
+        assert!(s.external_trades >= 20, "seed {seed}: only {} external trades", s.external_trades);
         assert!(s.member_trades > 1_000, "seed {seed}: only {} member trades", s.member_trades);
         settled += s.instructions_by_state["settled"];
         rejected += s.instructions_by_state["rejected"];
@@ -70,4 +70,23 @@ fn crashes_and_duplicates_change_nothing_members_can_see() {
     }
     assert!(crashes > 100, "only {crashes} crashes injected");
     assert!(duplicates > 100, "only {duplicates} duplicates dropped");
+}
+
+/// The lifecycle issue's bar: seeds 1..=100, 5,000 members, 10 business days, no violation, and
+/// over those seeds every kind of trade and custodian outcome happens.
+#[test]
+fn a_hundred_seeds_of_the_whole_trade_lifecycle() {
+    let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut partially_filled = 0;
+    for seed in 1..=100 {
+        let s = assert_clean(seed, 10, 5_000);
+        for (k, n) in &s.trades {
+            *totals.entry(k.clone()).or_default() += n;
+        }
+        partially_filled += s.instructions_partially_filled;
+    }
+    for kind in ["buy", "sell", "switch", "crossed", "external", "rejected", "partial", "amended", "late_settlement"] {
+        assert!(totals[kind] > 0, "no {kind} over 100 seeds: {totals:?}");
+    }
+    assert!(partially_filled > 0);
 }

@@ -207,6 +207,17 @@ impl Pricing {
                 let (trade, _) = t.booked.as_ref().expect("booked");
                 let a = t.allocation.as_ref().expect("allocated");
                 let pending_lines = allocation::pending_lines(trade, a).len() as u64;
+                let filled: Vec<Advance> = a
+                    .lines
+                    .iter()
+                    .filter(|l| l.filled > 0)
+                    .map(|l| Advance {
+                        instruction: l.order.instruction,
+                        leg: l.order.leg,
+                        partial: l.filled < l.order.amount,
+                        proceeds_pence: 0,
+                    })
+                    .collect();
                 fx.send(
                     msg_id(MsgKind::TradeAllocated, trade_id, a.revision as u64),
                     Service::Pricing,
@@ -217,20 +228,11 @@ impl Pricing {
                         pending_lines,
                         net_units: a.net_units,
                         net_cash: a.net_cash,
+                        filled: filled.clone(),
                     },
                 );
                 if a.revision == 0 {
-                    let priced = a
-                        .lines
-                        .iter()
-                        .filter(|l| l.filled > 0)
-                        .map(|l| Advance {
-                            instruction: l.order.instruction,
-                            leg: l.order.leg,
-                            partial: l.filled < l.order.amount,
-                            proceeds_pence: 0,
-                        })
-                        .collect();
+                    let priced = filled;
                     fx.send(
                         msg_id(MsgKind::InstructionsAdvanced, trade_id, InstructionState::Priced as u64),
                         Service::Pricing,

@@ -11,7 +11,7 @@
 //! intake hears of its sale's settlement.
 
 use super::{tag, untag};
-use crate::messages::{msg_id, Advance, ExternalTrade, InstructionState, Message, MsgKind, TradeId};
+use crate::messages::{msg_id, Advance, ExternalTrade, InstructionId, InstructionState, Message, MsgKind, TradeId};
 use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
 use acme_ledger::chart::{self, AccountKind, LEDGER_CASH_GBP};
 use acme_ledger::ids::{decode, transfer_id, with_step, Domain, Step};
@@ -22,13 +22,14 @@ const PHASE_QUERY: u64 = 1;
 const PHASE_POSTS: u64 = 2;
 const PHASE_MIRROR: u64 = 3;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Allocated {
     trade: ExternalTrade,
     revision: u32,
     pending_lines: u64,
     net_units: i128,
     net_cash: i128,
+    filled: Vec<Advance>,
 }
 
 #[derive(Default)]
@@ -36,7 +37,8 @@ struct Run {
     found: u64,
     posts_outstanding: u64,
     scan_done: bool,
-    advances: Vec<Advance>,
+    /// Sale proceeds found in the ledger, by (instruction, leg).
+    proceeds: BTreeMap<(InstructionId, u8), u64>,
 }
 
 #[derive(Default)]
@@ -100,14 +102,8 @@ impl Settlement {
                 continue;
             }
             run.found += 1;
-            if t.code == Step::BuyUnitsAllocate.code() || t.code == Step::SellCashAllocate.code() {
-                let sale = t.code == Step::SellCashAllocate.code();
-                run.advances.push(Advance {
-                    instruction: t.user_data_64,
-                    leg: t.user_data_32 as u8,
-                    partial: false,
-                    proceeds_pence: if sale { t.amount as u64 } else { 0 },
-                });
+            if t.code == Step::SellCashAllocate.code() {
+                run.proceeds.insert((t.user_data_64, t.user_data_32 as u8), t.amount as u64);
             }
             posts.push(Transfer {
                 id: with_step(t.id, Step::SettlePost),
@@ -136,7 +132,7 @@ impl Settlement {
         if !run.scan_done || run.posts_outstanding > 0 {
             return;
         }
-        let a = self.allocated[&trade_id];
+        let a = self.allocated[&trade_id].clone();
         if run.found != a.pending_lines {
             fx.alert(
                 "settlement",
@@ -195,16 +191,23 @@ impl Settlement {
     }
 
     fn finish(&mut self, trade_id: TradeId, fx: &mut Effects) {
-        let mut run = self.running.remove(&trade_id).expect("running");
+        let run = self.running.remove(&trade_id).expect("running");
         self.done.insert(trade_id);
-        self.allocated.remove(&trade_id);
+        let allocated = self.allocated.remove(&trade_id).expect("allocated");
         self.settled.remove(&trade_id);
-        run.advances.sort_unstable();
+        let advances = allocated
+            .filled
+            .into_iter()
+            .map(|a| Advance {
+                proceeds_pence: run.proceeds.get(&(a.instruction, a.leg)).copied().unwrap_or(0),
+                ..a
+            })
+            .collect();
         fx.send(
             msg_id(MsgKind::InstructionsAdvanced, trade_id, InstructionState::Settled as u64),
             Service::Settlement,
             Service::Intake,
-            Message::InstructionsAdvanced { orders: run.advances, state: InstructionState::Settled },
+            Message::InstructionsAdvanced { orders: advances, state: InstructionState::Settled },
         );
     }
 
@@ -247,7 +250,7 @@ impl Process for Settlement {
     fn handle(&mut self, _ctx: &Ctx, input: &Input, fx: &mut Effects) {
         match input {
             Input::Message(env) => match &env.body {
-                Message::TradeAllocated { trade, revision, pending_lines, net_units, net_cash } => {
+                Message::TradeAllocated { trade, revision, pending_lines, net_units, net_cash, filled } => {
                     if self.done.contains(&trade.id) {
                         fx.alert("settlement", format!("trade {:#x}: revision {revision} after settlement", trade.id));
                         return;
@@ -266,6 +269,7 @@ impl Process for Settlement {
                                 pending_lines: *pending_lines,
                                 net_units: *net_units,
                                 net_cash: *net_cash,
+                                filled: filled.clone(),
                             },
                         );
                     }
