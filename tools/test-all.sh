@@ -10,11 +10,21 @@ step "toolchain"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
+step "TigerBeetle toolchain and server (libclang, Zig 0.14.1, tigerbeetle 0.16.78 in .tools/)"
+tools/tigerbeetle.sh install
+
 step "format"
 cargo fmt --all -- --check
 
 step "clippy (pure crates under the determinism rules, everything with -D warnings)"
 cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "TigerBeetle cluster for the tests that run against a real server"
+if [ -z "${TB_ADDRESS:-}" ]; then
+  trap 'tools/tigerbeetle.sh down' EXIT
+  TB_ADDRESS="$(tools/tigerbeetle.sh up --replicas 1)"
+  export TB_ADDRESS
+fi
 
 step "tests"
 cargo test --workspace --release
