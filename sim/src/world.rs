@@ -105,12 +105,55 @@ enum Event {
     Restart(Service),
 }
 
+/// A ledger backend the simulator can run on: the port, plus a full scan for the end-of-day
+/// recount and the digest. `MemLedger` is the default; a real TigerBeetle cluster plugs in here
+/// (the adapter lives outside the pure crates).
+pub trait SimBackend: Ledger {
+    /// Every account, in any order.
+    fn all_accounts(&mut self) -> Vec<Account>;
+    /// The embedded ledger, when that is what this is.
+    fn as_mem(&self) -> Option<&MemLedger> {
+        None
+    }
+}
+
+impl SimBackend for MemLedger {
+    fn all_accounts(&mut self) -> Vec<Account> {
+        self.accounts().to_vec()
+    }
+    fn as_mem(&self) -> Option<&MemLedger> {
+        Some(self)
+    }
+}
+
+/// Every account of a ledger through the port alone, page by page.
+pub fn scan_accounts(ledger: &mut dyn Ledger) -> Result<Vec<Account>, LedgerError> {
+    let mut out = Vec::new();
+    let mut timestamp_min = 0;
+    loop {
+        let page = ledger.query_accounts(&QueryFilter {
+            timestamp_min,
+            limit: acme_ledger::QUERY_RESULTS_MAX,
+            ..QueryFilter::default()
+        })?;
+        let full = page.len() == acme_ledger::QUERY_RESULTS_MAX as usize;
+        if let Some(last) = page.last() {
+            timestamp_min = last.timestamp + 1;
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 /// The ledger as the simulator uses it: the port, plus a record of which accounts each event's
 /// requests touched (for the checker) and counts.
 pub struct SimLedger {
-    inner: MemLedger,
+    inner: Box<dyn SimBackend>,
     touched: BTreeSet<u128>,
     pub transfers_submitted: u64,
+    pub transfers_applied: u64,
 }
 
 impl SimLedger {
@@ -129,15 +172,21 @@ impl SimLedger {
             .map(|t| t.pending_id)
             .collect();
         if !implicit.is_empty() {
-            for p in self.inner.lookup_transfers(&implicit).expect("embedded ledger") {
+            for p in self.inner.lookup_transfers(&implicit).expect("ledger reachable") {
                 self.touched.insert(p.debit_account_id);
                 self.touched.insert(p.credit_account_id);
             }
         }
     }
 
+    /// The embedded ledger (export and the end-of-day reconciliation read it directly).
     pub fn mem(&self) -> &MemLedger {
-        &self.inner
+        self.inner.as_mem().expect("this run is on the embedded ledger")
+    }
+
+    /// Every account.
+    pub fn all_accounts(&mut self) -> Vec<Account> {
+        self.inner.all_accounts()
     }
 }
 
@@ -148,7 +197,9 @@ impl Ledger for SimLedger {
     fn create_transfers(&mut self, batch: &[Transfer]) -> Result<Vec<CreateTransferResult>, LedgerError> {
         self.note(batch);
         self.transfers_submitted += batch.len() as u64;
-        self.inner.create_transfers(batch)
+        let results = self.inner.create_transfers(batch)?;
+        self.transfers_applied += results.iter().filter(|r| **r == CreateTransferResult::Ok).count() as u64;
+        Ok(results)
     }
     fn lookup_accounts(&mut self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
         self.inner.lookup_accounts(ids)
@@ -323,9 +374,17 @@ pub const LEDGER_RETRY_NS: Ts = 100 * 1_000_000;
 pub const VIOLATIONS_KEPT: usize = 100;
 
 impl World {
+    /// A world on the embedded ledger.
     pub fn new(cfg: SimConfig) -> World {
-        cfg.validate().expect("valid configuration");
         let clock = Arc::new(SimClock::default());
+        let ledger = MemLedger::new(clock.clone());
+        World::with_ledger(cfg, clock, Box::new(ledger))
+    }
+
+    /// A world on any backend. `clock` is the simulation's clock (the embedded ledger takes its
+    /// timestamps from it; a real cluster keeps its own, which only the trace hash sees).
+    pub fn with_ledger(cfg: SimConfig, clock: Arc<SimClock>, ledger: Box<dyn SimBackend>) -> World {
+        cfg.validate().expect("valid configuration");
         let start = cfg.start.business_on_or_after();
         let last_activity_day = start.add_business_days(cfg.days - 1);
         // The run goes on after the last day of activity until every trade has settled (late
@@ -343,9 +402,10 @@ impl World {
                 in_flight_messages: 0,
             },
             ledger: SimLedger {
-                inner: MemLedger::new(clock),
+                inner: ledger,
                 touched: BTreeSet::new(),
                 transfers_submitted: 0,
+                transfers_applied: 0,
             },
             intake: Host::new(Service::Intake, || Intake::new(FUNDS.to_vec())),
             aggregation: Host::new(Service::Aggregation, move || Aggregation::new(schedule)),
@@ -392,9 +452,9 @@ impl World {
         self.summary()
     }
 
-    /// The ledger of the run.
+    /// The embedded ledger of the run (panics on another backend).
     pub fn ledger(&self) -> &MemLedger {
-        &self.ledger.inner
+        self.ledger.mem()
     }
 
     /// The last simulated day.
@@ -689,7 +749,7 @@ impl World {
             self.violation("no_alerts", format!("{}: {}", alert.process, alert.what), event);
         }
         let touched = std::mem::take(&mut self.ledger.touched);
-        self.checker.touched(&mut self.ledger.inner, &touched);
+        self.checker.touched(&mut *self.ledger.inner, &touched);
         for v in std::mem::take(&mut self.checker.found) {
             self.record(v, event);
         }
@@ -720,7 +780,6 @@ impl World {
             let ids: Vec<u128> = chunk.iter().map(|&(m, f)| chart::member_units(m, f)).collect();
             let found: BTreeMap<u128, Account> = self
                 .ledger
-                .inner
                 .lookup_accounts(&ids)
                 .expect("embedded ledger")
                 .into_iter()
@@ -758,7 +817,7 @@ impl World {
             self.record(v, &event);
         }
         // Recount every account and compare with the running sums.
-        let accounts: Vec<Account> = self.ledger.inner.accounts().to_vec();
+        let accounts: Vec<Account> = self.ledger.all_accounts();
         self.checker.recount(&accounts);
         for v in std::mem::take(&mut self.checker.found) {
             self.record(v, &event);
@@ -811,7 +870,6 @@ impl World {
             let ids: Vec<u128> = chunk.iter().map(|&(m, _)| chart::member_cash(m)).collect();
             let found: BTreeMap<u128, Account> = self
                 .ledger
-                .inner
                 .lookup_accounts(&ids)
                 .expect("embedded ledger")
                 .into_iter()
@@ -839,7 +897,7 @@ impl World {
             .collect();
         roundings.push(("cash".to_string(), chart::house(AccountKind::AcmeRounding, LEDGER_CASH_GBP), self.oracle.rounding_cash()));
         for (what, id, expected) in roundings {
-            let a = self.ledger.inner.lookup_accounts(&[id]).expect("embedded ledger")[0];
+            let a = self.ledger.lookup_accounts(&[id]).expect("ledger reachable")[0];
             if a.credits_posted != expected.settled as u128 || a.credits_pending != expected.pending as u128 {
                 self.violation(
                     "rounding_matches_reference",
@@ -896,7 +954,8 @@ impl World {
         }
     }
 
-    fn summary(&self) -> Summary {
+    fn summary(&mut self) -> Summary {
+        let accounts = self.ledger.all_accounts();
         let records = self.intake.process().expect("intake up").instructions();
         let mut by_state: BTreeMap<String, u64> = InstructionState::ALL
             .iter()
@@ -946,7 +1005,7 @@ impl World {
             first_day: self.cfg.start.business_on_or_after().to_string(),
             last_day: self.last_day.to_string(),
             trace_hash: format!("{:016x}", self.trace.hash()),
-            ledger_digest: format!("{:016x}", ledger_digest(self.ledger.inner.accounts())),
+            ledger_digest: format!("{:016x}", ledger_digest(&accounts)),
             violations: self.violations.clone(),
             violation_count: self.violation_count,
             instructions_by_state: by_state,
@@ -955,9 +1014,9 @@ impl World {
             instructions_partially_filled: partially_filled,
             trades,
             external_trades: self.stats.external_trades,
-            transfers: self.ledger.inner.transfers().len() as u64,
+            transfers: self.ledger.transfers_applied,
             transfers_submitted: self.ledger.transfers_submitted,
-            accounts: self.ledger.inner.accounts().len() as u64,
+            accounts: accounts.len() as u64,
             events: self.stats.events,
             messages_sent: self.stats.messages_sent,
             messages_lost: self.stats.messages_lost,
