@@ -309,6 +309,24 @@ impl CreateTransferResult {
     }
 }
 
+/// Whether every transfer of a batch is in the ledger with these fields, now or from an earlier
+/// identical submission.
+///
+/// A linked chain that was applied before does not answer `exists` on every event when it is
+/// submitted again: TigerBeetle (and `MemLedger`) stops the chain at its first event, which
+/// `exists`, and answers `linked_event_failed` for the rest. Chains are atomic, so an `exists`
+/// that breaks a chain means the whole chain was applied. Hence a batch is applied when each
+/// result is `ok`, `exists` or `linked_event_failed`: any other failure that broke a chain
+/// appears in the results itself.
+pub fn batch_applied(results: &[CreateTransferResult]) -> bool {
+    results.iter().all(|r| {
+        matches!(
+            r,
+            CreateTransferResult::Ok | CreateTransferResult::Exists | CreateTransferResult::LinkedEventFailed
+        )
+    })
+}
+
 impl CreateAccountResult {
     /// The account exists with exactly these fields.
     pub const fn is_applied(self) -> bool {

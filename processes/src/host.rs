@@ -284,6 +284,12 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
                         Err(e) => panic!("{:?}: ledger refused request {tag}: {e}", self.service),
                     };
                     io.observe_ledger(self.service, &request, &reply);
+                    // The ledger applied the request but the answer may never reach the journal:
+                    // the request stays in the outbox and is sent again after recovery.
+                    if io.crash_point(self.service) {
+                        self.crash();
+                        return Drained::Crashed;
+                    }
                     self.store.outbox_pop();
                     self.commit_and_handle(now, Input::Ledger { tag, reply });
                 }

@@ -230,10 +230,14 @@ impl Intake {
                         Message::OrderAccepted(order),
                     );
                 }
-                // Business refusals: not enough cash or units, or no pot or holding.
+                // Business refusals: not enough cash or units, or no pot or holding. A retry of a
+                // request whose answer was lost in a crash meets `id_already_failed`: the first
+                // attempt was refused for one of these reasons (TigerBeetle remembers transient
+                // failures by id), so the outcome is the same.
                 CreateTransferResult::ExceedsCredits
                 | CreateTransferResult::CreditAccountNotFound
-                | CreateTransferResult::DebitAccountNotFound => self.set_state(id, InstructionState::Rejected),
+                | CreateTransferResult::DebitAccountNotFound
+                | CreateTransferResult::IdAlreadyFailed => self.set_state(id, InstructionState::Rejected),
                 r => {
                     fx.alert("intake", format!("instruction {id:#x} leg {leg}: ledger answered {r:?}"));
                     self.set_state(id, InstructionState::Rejected);

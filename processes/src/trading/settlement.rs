@@ -220,12 +220,17 @@ impl Settlement {
         match (phase, reply) {
             (PHASE_QUERY, LedgerReply::Transfers(transfers)) => self.on_page(trade_id, page, transfers, fx),
             (PHASE_POSTS | PHASE_MIRROR, LedgerReply::CreateTransfers(results)) => {
-                let failed: Vec<String> = results
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| !r.is_applied())
-                    .map(|(i, r)| format!("#{i}: {r:?}"))
-                    .collect();
+                // A replayed chain answers `exists` then `linked_event_failed`: still applied.
+                let failed: Vec<String> = if acme_ledger::batch_applied(results) {
+                    Vec::new()
+                } else {
+                    results
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| !r.is_applied())
+                        .map(|(i, r)| format!("#{i}: {r:?}"))
+                        .collect()
+                };
                 if !failed.is_empty() {
                     fx.alert("settlement", format!("trade {trade_id:#x} phase {phase}: {}", failed.join(", ")));
                     return;

@@ -1,0 +1,377 @@
+//! Re-balancing: brings members whose pots drifted from their risk profile back to its model
+//! portfolio.
+//!
+//! After each valuation point the scheduler sends `Rebalance { date, prices }`. The process
+//! reads every member's pot from the ledger (the cash accounts carry the member's risk profile in
+//! `user_data_32`; the unit accounts follow from the member id), values it at the closing prices,
+//! and for every member outside the drift band sends switches (sell the overweight funds, buy the
+//! underweight ones with the proceeds) to intake as instructions. Switches never need cash the
+//! member does not have: the purchase is made with the sale's proceeds when the sale settles.
+//!
+//! **Rule** (deterministic, integer): value each fund `floor(units * price / 10^10)` pence; skip
+//! pots worth less than [`ModelSet::min_value_pence`] and members with anything pending (a trade
+//! priced but unsettled, a reservation, sale cash not yet settled): they are re-balanced once
+//! settled, never twice. A member is out of band when some fund's weight differs from its target
+//! by more than `band_bp` basis points. Then, in fund order, each fund's excess over target
+//! value is sold and paired greedily (largest excess first, ties to the lower fund) with the
+//! largest shortfalls; each pair becomes a switch of `floor(value * 10^10 / price)` micro-units.
+//!
+//! The planning pass ([`plan`]) is a pure function over compact portfolios, so one pass over 5
+//! million members is a tight loop (measured in `bench/`).
+
+use super::tag;
+use crate::calendar::Date;
+use crate::messages::{msg_id, Instruction, InstructionId, InstructionKind, Message, MsgKind, Origin};
+use crate::money::Price;
+use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
+use acme_ledger::chart::{self, AccountKind, FundId, MemberId, LEDGER_CASH_GBP};
+use acme_ledger::{Account, QueryFilter, QUERY_RESULTS_MAX};
+
+/// Funds in a model portfolio.
+pub const MODEL_FUNDS: usize = 5;
+
+/// One risk profile's model portfolio: target weights in basis points over the funds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Model {
+    pub name: &'static str,
+    pub target_bp: [u32; MODEL_FUNDS],
+}
+
+/// The versioned set of model portfolios and the re-balancing parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelSet {
+    pub version: u32,
+    pub funds: [FundId; MODEL_FUNDS],
+    pub models: [Model; 3],
+    /// Drift band, basis points of absolute weight.
+    pub band_bp: u32,
+    /// Pots worth less than this are not re-balanced.
+    pub min_value_pence: u64,
+}
+
+impl ModelSet {
+    /// Version 1: three profiles over funds 1..=5, a 5-point band, pots of £50 and more.
+    pub const V1: ModelSet = ModelSet {
+        version: 1,
+        funds: [1, 2, 3, 4, 5],
+        models: [
+            Model { name: "cautious", target_bp: [1_000, 1_000, 2_000, 3_000, 3_000] },
+            Model { name: "balanced", target_bp: [2_000, 2_000, 2_000, 2_000, 2_000] },
+            Model { name: "adventurous", target_bp: [4_000, 3_000, 1_500, 1_000, 500] },
+        ],
+        band_bp: 500,
+        min_value_pence: 5_000,
+    };
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, m) in self.models.iter().enumerate() {
+            let sum: u32 = m.target_bp.iter().sum();
+            if sum != 10_000 {
+                return Err(format!("models[{i}] ({}): target_bp sums to {sum}, not 10000", m.name));
+            }
+        }
+        if self.band_bp == 0 || self.band_bp >= 10_000 {
+            return Err(format!("band_bp: {} is not in 1..10000", self.band_bp));
+        }
+        Ok(())
+    }
+}
+
+/// A member's pot as re-balancing sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Portfolio {
+    pub member: MemberId,
+    pub profile: u8,
+    /// Settled units per model fund, micro-units.
+    pub units: [u64; MODEL_FUNDS],
+    /// Something is pending: leave the member alone this time.
+    pub busy: bool,
+}
+
+/// One switch to propose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Proposal {
+    pub member: MemberId,
+    pub from: FundId,
+    pub to: FundId,
+    pub units_micro: u64,
+}
+
+/// Value in pence of `units` at `price`, rounded down.
+fn value(units: u64, price: Price) -> u64 {
+    (units as u128 * price.0 as u128 / 10_000_000_000) as u64
+}
+
+/// The switches that bring one portfolio back to its model, if it is out of band.
+pub fn plan_one(p: &Portfolio, prices: &[Price; MODEL_FUNDS], set: &ModelSet, out: &mut Vec<Proposal>) {
+    if p.busy {
+        return;
+    }
+    let Some(model) = set.models.get(p.profile as usize) else { return };
+    let mut values = [0u64; MODEL_FUNDS];
+    let mut total: u64 = 0;
+    for i in 0..MODEL_FUNDS {
+        values[i] = value(p.units[i], prices[i]);
+        total += values[i];
+    }
+    if total < set.min_value_pence {
+        return;
+    }
+    let mut out_of_band = false;
+    let mut excess = [0i64; MODEL_FUNDS];
+    for i in 0..MODEL_FUNDS {
+        let weight_bp = (values[i] as u128 * 10_000 / total as u128) as i64;
+        if (weight_bp - model.target_bp[i] as i64).unsigned_abs() > set.band_bp as u64 {
+            out_of_band = true;
+        }
+        let target = (total as u128 * model.target_bp[i] as u128 / 10_000) as i64;
+        excess[i] = values[i] as i64 - target;
+    }
+    if !out_of_band {
+        return;
+    }
+    // Greedy pairing, largest excess with largest shortfall; ties to the lower fund index.
+    loop {
+        let over = (0..MODEL_FUNDS).filter(|&i| excess[i] > 0).max_by_key(|&i| (excess[i], std::cmp::Reverse(i)));
+        let under = (0..MODEL_FUNDS).filter(|&i| excess[i] < 0).max_by_key(|&i| (-excess[i], std::cmp::Reverse(i)));
+        let (Some(o), Some(u)) = (over, under) else { break };
+        let amount = excess[o].min(-excess[u]);
+        excess[o] -= amount;
+        excess[u] += amount;
+        let units = ((amount as u128 * 10_000_000_000) / prices[o].0 as u128) as u64;
+        let units = units.min(p.units[o]);
+        if units > 0 {
+            out.push(Proposal { member: p.member, from: set.funds[o], to: set.funds[u], units_micro: units });
+        }
+    }
+}
+
+/// One re-balancing pass over many portfolios.
+pub fn plan(portfolios: &[Portfolio], prices: &[Price; MODEL_FUNDS], set: &ModelSet) -> Vec<Proposal> {
+    let mut out = Vec::new();
+    for p in portfolios {
+        plan_one(p, prices, set, &mut out);
+    }
+    out
+}
+
+/// Instruction ids of re-balancing switches: the top bit set, then the member, the date and the
+/// switch's index within the member's plan, so a pass that runs twice proposes the same ids.
+pub fn rebalance_instruction_id(member: MemberId, date: Date, index: u64) -> InstructionId {
+    assert!(index < 16, "more than 16 switches for one member");
+    assert!(member < 1 << 39);
+    1 << 63 | member << 24 | (date.0 as u64 & 0xF_FFFF) << 4 | index
+}
+
+const PHASE_SCAN: u64 = 1;
+const PHASE_UNITS: u64 = 2;
+
+struct Pass {
+    date: Date,
+    prices: [Price; MODEL_FUNDS],
+    portfolios: Vec<Portfolio>,
+    /// Unit lookups outstanding; the scan itself is done when `scan_done`.
+    lookups: u64,
+    scan_done: bool,
+    pages: u64,
+}
+
+/// The re-balancing process.
+pub struct Rebalancing {
+    set: ModelSet,
+    pass: Option<Pass>,
+    done: std::collections::BTreeSet<Date>,
+    /// Switches proposed over all passes.
+    pub proposed: u64,
+}
+
+impl Rebalancing {
+    pub fn new(set: ModelSet) -> Rebalancing {
+        set.validate().expect("valid model set");
+        Rebalancing { set, pass: None, done: Default::default(), proposed: 0 }
+    }
+
+    fn scan(&mut self, date: Date, page: u64, timestamp_min: u64, fx: &mut Effects) {
+        fx.ledger(
+            tag(date.0 as u64, PHASE_SCAN, page),
+            LedgerRequest::QueryAccounts(QueryFilter {
+                ledger: LEDGER_CASH_GBP,
+                code: AccountKind::MemberCash.code(),
+                timestamp_min,
+                limit: QUERY_RESULTS_MAX,
+                ..QueryFilter::default()
+            }),
+        );
+    }
+
+    fn on_cash_page(&mut self, page: u64, accounts: &[Account], fx: &mut Effects) {
+        let pass = self.pass.as_mut().expect("pass running");
+        let first = pass.portfolios.len();
+        for a in accounts {
+            pass.portfolios.push(Portfolio {
+                member: a.user_data_64,
+                profile: a.user_data_32 as u8,
+                units: [0; MODEL_FUNDS],
+                busy: a.debits_pending > 0 || a.credits_pending > 0,
+            });
+        }
+        // Look the unit accounts of this page's members up, as many members a request as fit.
+        let per_request = acme_ledger::BATCH_EVENTS_MAX / MODEL_FUNDS;
+        let mut chunk = 0;
+        let date = pass.date;
+        let funds = self.set.funds;
+        for members in pass.portfolios[first..].chunks(per_request) {
+            let ids = members
+                .iter()
+                .flat_map(|p| funds.iter().map(move |&f| chart::member_units(p.member, f)))
+                .collect();
+            fx.ledger(tag(date.0 as u64, PHASE_UNITS, page << 8 | chunk), LedgerRequest::LookupAccounts(ids));
+            chunk += 1;
+        }
+        pass.lookups += chunk;
+        pass.pages += 1;
+        if accounts.len() == QUERY_RESULTS_MAX as usize {
+            let next = accounts.last().expect("full page").timestamp + 1;
+            self.scan(date, page + 1, next, fx);
+        } else {
+            pass.scan_done = true;
+            self.maybe_finish(fx);
+        }
+    }
+
+    fn on_units(&mut self, accounts: &[Account], fx: &mut Effects) {
+        let pass = self.pass.as_mut().expect("pass running");
+        for a in accounts {
+            let member = a.user_data_64;
+            let Some(fund) = self.set.funds.iter().position(|&f| f == a.user_data_32) else { continue };
+            let Ok(i) = pass.portfolios.binary_search_by_key(&member, |p| p.member) else {
+                fx.alert("rebalancing", format!("units of unknown member {member}"));
+                continue;
+            };
+            let p = &mut pass.portfolios[i];
+            p.units[fund] = (a.credits_posted - a.debits_posted) as u64;
+            p.busy |= a.debits_pending > 0 || a.credits_pending > 0;
+        }
+        pass.lookups -= 1;
+        self.maybe_finish(fx);
+    }
+
+    fn maybe_finish(&mut self, fx: &mut Effects) {
+        let pass = self.pass.as_ref().expect("pass running");
+        if !pass.scan_done || pass.lookups > 0 {
+            return;
+        }
+        let pass = self.pass.take().expect("pass running");
+        let proposals = plan(&pass.portfolios, &pass.prices, &self.set);
+        let mut index = 0;
+        let mut last_member = None;
+        for p in &proposals {
+            if last_member != Some(p.member) {
+                index = 0;
+                last_member = Some(p.member);
+            }
+            let id = rebalance_instruction_id(p.member, pass.date, index);
+            index += 1;
+            fx.send(
+                msg_id(MsgKind::Instruction, id, 0),
+                Service::Rebalancing,
+                Service::Intake,
+                Message::Instruction(Instruction {
+                    id,
+                    member: p.member,
+                    kind: InstructionKind::Switch { from_fund: p.from, to_fund: p.to, units_micro: p.units_micro },
+                    origin: Origin::Rebalancing,
+                }),
+            );
+        }
+        self.proposed += proposals.len() as u64;
+        self.done.insert(pass.date);
+    }
+}
+
+impl Process for Rebalancing {
+    fn name(&self) -> &'static str {
+        "rebalancing"
+    }
+
+    fn handle(&mut self, _ctx: &Ctx, input: &Input, fx: &mut Effects) {
+        match input {
+            Input::Message(env) => match &env.body {
+                Message::Rebalance { date, prices } => {
+                    // A job that fires twice, or while a pass runs, does nothing more.
+                    if self.done.contains(date) || self.pass.is_some() {
+                        return;
+                    }
+                    let mut by_fund = [Price(0); MODEL_FUNDS];
+                    for (i, f) in self.set.funds.iter().enumerate() {
+                        match prices.iter().find(|(pf, _)| pf == f) {
+                            Some((_, p)) if p.0 > 0 => by_fund[i] = *p,
+                            _ => {
+                                fx.alert("rebalancing", format!("no price for fund {f} on {date}"));
+                                return;
+                            }
+                        }
+                    }
+                    self.pass = Some(Pass {
+                        date: *date,
+                        prices: by_fund,
+                        portfolios: Vec::new(),
+                        lookups: 0,
+                        scan_done: false,
+                        pages: 0,
+                    });
+                    self.scan(*date, 0, 0, fx);
+                }
+                other => fx.alert("rebalancing", format!("unexpected message {other:?}")),
+            },
+            Input::Ledger { tag, reply } => {
+                let (_, phase, page) = super::untag(*tag);
+                match (phase, reply) {
+                    (PHASE_SCAN, LedgerReply::Accounts(a)) => self.on_cash_page(page, a, fx),
+                    (PHASE_UNITS, LedgerReply::Accounts(a)) => self.on_units(a, fx),
+                    _ => fx.alert("rebalancing", format!("unexpected ledger reply for tag {tag:#x}")),
+                }
+            }
+            Input::Timer { .. } => fx.alert("rebalancing", "unexpected timer".to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRICES: [Price; 5] = [Price(1_000_000); 5];
+
+    #[test]
+    fn a_pot_on_target_is_left_alone() {
+        let p = Portfolio { member: 1, profile: 1, units: [20_000_000; 5], busy: false };
+        assert!(plan(&[p], &PRICES, &ModelSet::V1).is_empty());
+    }
+
+    #[test]
+    fn a_pot_all_in_one_fund_is_switched_back_to_its_model() {
+        // £100 all in fund 1, balanced profile: £80 goes out, £20 to each other fund.
+        let p = Portfolio { member: 7, profile: 1, units: [100_000_000, 0, 0, 0, 0], busy: false };
+        let proposals = plan(&[p], &PRICES, &ModelSet::V1);
+        assert_eq!(proposals.len(), 4);
+        let sold: u64 = proposals.iter().map(|s| s.units_micro).sum();
+        assert_eq!(sold, 80_000_000);
+        assert!(proposals.iter().all(|s| s.from == 1 && s.to != 1 && s.units_micro == 20_000_000));
+    }
+
+    #[test]
+    fn busy_and_small_pots_are_skipped() {
+        let busy = Portfolio { member: 1, profile: 1, units: [100_000_000, 0, 0, 0, 0], busy: true };
+        let small = Portfolio { member: 2, profile: 1, units: [1_000_000, 0, 0, 0, 0], busy: false };
+        assert!(plan(&[busy, small], &PRICES, &ModelSet::V1).is_empty());
+    }
+
+    #[test]
+    fn the_model_set_is_valid() {
+        assert!(ModelSet::V1.validate().is_ok());
+        let mut bad = ModelSet::V1;
+        bad.models[0].target_bp[0] += 1;
+        assert!(bad.validate().unwrap_err().starts_with("models[0]"));
+    }
+}
