@@ -340,5 +340,6 @@ pub fn execute(ledger: &mut dyn Ledger, request: &LedgerRequest) -> Result<Ledge
         LedgerRequest::QueryTransfers(filter) => {
             LedgerReply::Transfers(ledger.query_transfers(filter)?)
         }
+        LedgerRequest::QueryAccounts(filter) => LedgerReply::Accounts(ledger.query_accounts(filter)?),
     })
 }

@@ -53,8 +53,9 @@ pub fn trade_date(id: TradeId) -> Date {
 /// What a member asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InstructionKind {
-    /// Open the member's pot (their cash account).
-    Onboard,
+    /// Open the member's pot (their cash account), with their risk profile (an index into the
+    /// re-balancing model set).
+    Onboard { profile: u8 },
     /// Cash paid in from the bank.
     Contribute { cash_pence: u64 },
     /// Invest cash from the pot in a fund.
@@ -182,6 +183,8 @@ pub enum Message {
     InstructionStatus { id: InstructionId, state: InstructionState },
     /// Scheduler -> Aggregation: the cut-off of `date` has passed.
     CutOff { date: Date },
+    /// Scheduler -> Rebalancing: the valuation point of `date` has passed; its closing prices.
+    Rebalance { date: Date, prices: Vec<(FundId, Price)> },
     /// Intake -> Aggregation: an order whose cash is reserved.
     OrderAccepted(Order),
     /// Aggregation -> Custodian: place the trade.

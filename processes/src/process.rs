@@ -36,16 +36,19 @@ pub enum Service {
     Pricing,
     /// Settles a trade in the pots and the custodian mirror.
     Settlement,
+    /// Re-balances members' pots to their model portfolios after each valuation point.
+    Rebalancing,
     /// The asset custodian. Outside the platform, reached through its gateway.
     Custodian,
 }
 
 impl Service {
-    pub const PLATFORM: [Service; 4] = [
+    pub const PLATFORM: [Service; 5] = [
         Service::Intake,
         Service::Aggregation,
         Service::Pricing,
         Service::Settlement,
+        Service::Rebalancing,
     ];
 }
 
@@ -69,6 +72,7 @@ pub enum LedgerRequest {
     LookupTransfers(Vec<u128>),
     GetAccountTransfers(AccountFilter),
     QueryTransfers(QueryFilter),
+    QueryAccounts(QueryFilter),
 }
 
 /// The ledger's answer, delivered back to the process as an [`Input::Ledger`].
@@ -127,7 +131,9 @@ impl Effects {
             LedgerRequest::CreateAccounts(b) => b.len(),
             LedgerRequest::CreateTransfers(b) => b.len(),
             LedgerRequest::LookupAccounts(b) | LedgerRequest::LookupTransfers(b) => b.len(),
-            LedgerRequest::GetAccountTransfers(_) | LedgerRequest::QueryTransfers(_) => 1,
+            LedgerRequest::GetAccountTransfers(_)
+            | LedgerRequest::QueryTransfers(_)
+            | LedgerRequest::QueryAccounts(_) => 1,
         };
         assert!(events >= 1, "empty ledger request");
         assert!(

@@ -11,19 +11,10 @@ use crate::rng::{SimRng, Stream};
 use acme_ledger::chart::{FundId, MemberId};
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
 use acme_processes::messages::{instruction_id, Instruction, InstructionKind, Origin};
+use acme_processes::trading::rebalancing::{Model, ModelSet};
 
-/// A risk profile: its name and integer target weights over the funds (in fund order), percent.
-pub struct RiskProfile {
-    pub name: &'static str,
-    pub weights: [u32; 5],
-}
-
-/// Three model profiles over five funds (equity-heavy to bond-heavy).
-pub const PROFILES: [RiskProfile; 3] = [
-    RiskProfile { name: "cautious", weights: [10, 10, 20, 30, 30] },
-    RiskProfile { name: "balanced", weights: [20, 20, 20, 20, 20] },
-    RiskProfile { name: "adventurous", weights: [40, 30, 15, 10, 5] },
-];
+/// The model portfolios members choose their risk profile from (and pick funds by).
+pub const MODELS: ModelSet = ModelSet::V1;
 
 /// Chance a member contributes on a given day, ppm.
 pub const CONTRIBUTE_PPM: u32 = 250_000;
@@ -47,7 +38,7 @@ impl Population {
     pub fn new(seed: u64, members: u64, funds: &[FundId]) -> Population {
         assert_eq!(funds.len(), 5, "the profiles are over five funds");
         let mut rng = SimRng::new(seed, Stream::Members);
-        let profiles = (0..members).map(|_| rng.below(PROFILES.len() as u64) as u8).collect();
+        let profiles = (0..members).map(|_| rng.below(MODELS.models.len() as u64) as u8).collect();
         Population { rng, funds: funds.to_vec(), profiles, next_seq: vec![0; members as usize] }
     }
 
@@ -64,9 +55,9 @@ impl Population {
         index as MemberId + 1
     }
 
-    /// The risk profile of a member.
-    pub fn profile(&self, member: MemberId) -> &'static RiskProfile {
-        &PROFILES[self.profiles[(member - 1) as usize] as usize]
+    /// The model portfolio of a member's risk profile.
+    pub fn model(&self, member: MemberId) -> &'static Model {
+        &MODELS.models[self.profiles[(member - 1) as usize] as usize]
     }
 
     fn next_instruction(&mut self, index: usize, kind: InstructionKind) -> Instruction {
@@ -87,7 +78,8 @@ impl Population {
         (0..self.profiles.len())
             .map(|i| {
                 let at = self.time_in(date, open - 60, open);
-                (at, self.next_instruction(i, InstructionKind::Onboard))
+                let profile = self.profiles[i];
+                (at, self.next_instruction(i, InstructionKind::Onboard { profile }))
             })
             .collect()
     }
@@ -129,7 +121,7 @@ impl Population {
         let mut out = Vec::new();
         for i in 0..self.profiles.len() {
             let member = Population::member_id(i);
-            let weights = PROFILES[self.profiles[i] as usize].weights;
+            let weights = MODELS.models[self.profiles[i] as usize].target_bp;
             if self.rng.chance_ppm(CONTRIBUTE_PPM) {
                 let pence = self.rng.between(1_000, 100_000);
                 let at = self.time_in(date, open, split);

@@ -21,7 +21,8 @@
 use crate::custodian::Outcome;
 use acme_ledger::chart::{FundId, MemberId};
 use acme_processes::calendar::Date;
-use acme_processes::messages::{Instruction, InstructionId, InstructionKind, InstructionState};
+use acme_processes::messages::{Instruction, InstructionId, InstructionKind, InstructionState, Origin};
+use acme_processes::trading::rebalancing::{rebalance_instruction_id, ModelSet};
 use acme_processes::money::Price;
 use std::collections::BTreeMap;
 
@@ -81,6 +82,8 @@ pub struct Oracle {
     cash_pending: BTreeMap<MemberId, u64>,
     /// Switches waiting for their sale to settle: instruction -> (member, fund to buy).
     switches: BTreeMap<InstructionId, (MemberId, FundId)>,
+    /// Members' risk profiles.
+    profiles: BTreeMap<MemberId, u8>,
     /// Per settlement day, how many trades of each (member, fund) settle on it.
     settling: BTreeMap<(Date, MemberId, FundId), u32>,
 }
@@ -123,7 +126,10 @@ impl Oracle {
     pub fn submit(&mut self, instruction: &Instruction, date: Date) {
         let (id, member) = (instruction.id, instruction.member);
         match instruction.kind {
-            InstructionKind::Onboard => self.onboard(id, member),
+            InstructionKind::Onboard { profile } => {
+                self.onboard(id, member);
+                self.profiles.insert(member, profile);
+            }
             InstructionKind::Contribute { cash_pence } => self.contribute(id, member, cash_pence),
             InstructionKind::Invest { fund, cash_pence } => {
                 self.invest(id, member, fund, cash_pence, date);
@@ -402,6 +408,72 @@ impl Oracle {
 
     pub fn expected_states(&self) -> &BTreeMap<InstructionId, InstructionState> {
         &self.expected
+    }
+
+    /// The re-balancing pass after the valuation point of `date`, decided from the model's own
+    /// holdings by the business rule (see `acme_processes::trading::rebalancing` for its
+    /// statement; this is a separate implementation of it). Returns the switches as
+    /// instructions; the caller submits them for `trade_date`.
+    pub fn rebalance(&mut self, date: Date, prices: &BTreeMap<FundId, Price>, set: &ModelSet) -> Vec<Instruction> {
+        let mut out = Vec::new();
+        let busy_cash: std::collections::BTreeSet<MemberId> =
+            self.cash_pending.iter().filter(|(_, &p)| p > 0).map(|(&m, _)| m).collect();
+        for (&member, &profile) in &self.profiles {
+            let Some(model) = set.models.get(profile as usize) else { continue };
+            let holdings: Vec<Units> = set.funds.iter().map(|&f| self.units(member, f)).collect();
+            if busy_cash.contains(&member) || holdings.iter().any(|u| u.pending > 0 || u.reserved > 0) {
+                continue;
+            }
+            let values: Vec<i128> = set
+                .funds
+                .iter()
+                .zip(&holdings)
+                .map(|(f, u)| (u.settled as i128 * prices[f].0 as i128) / 10_000_000_000)
+                .collect();
+            let total: i128 = values.iter().sum();
+            if total < set.min_value_pence as i128 {
+                continue;
+            }
+            let targets: Vec<i128> = model.target_bp.iter().map(|&t| total * t as i128 / 10_000).collect();
+            let drifted = values
+                .iter()
+                .zip(&model.target_bp)
+                .any(|(v, &t)| ((v * 10_000 / total) - t as i128).abs() > set.band_bp as i128);
+            if !drifted {
+                continue;
+            }
+            let mut gap: Vec<i128> = values.iter().zip(&targets).map(|(v, t)| v - t).collect();
+            let mut index = 0;
+            loop {
+                // Largest surplus and largest shortfall; on ties the earlier fund.
+                let pick = |sign: i128| {
+                    let mut best: Option<usize> = None;
+                    for (i, g) in gap.iter().enumerate() {
+                        if g * sign > 0 && best.is_none_or(|b| g * sign > gap[b] * sign) {
+                            best = Some(i);
+                        }
+                    }
+                    best
+                };
+                let (Some(from), Some(to)) = (pick(1), pick(-1)) else { break };
+                let amount = gap[from].min(-gap[to]);
+                gap[from] -= amount;
+                gap[to] += amount;
+                let fund = set.funds[from];
+                let units = ((amount * 10_000_000_000) / prices[&fund].0 as i128).min(holdings[from].settled as i128) as u64;
+                if units == 0 {
+                    continue;
+                }
+                out.push(Instruction {
+                    id: rebalance_instruction_id(member, date, index),
+                    member,
+                    kind: InstructionKind::Switch { from_fund: fund, to_fund: set.funds[to], units_micro: units },
+                    origin: Origin::Rebalancing,
+                });
+                index += 1;
+            }
+        }
+        out
     }
 
     /// Switches whose sale has not settled yet.

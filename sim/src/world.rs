@@ -8,7 +8,7 @@
 use crate::checker::{Checker, Violation};
 use crate::custodian::{Behaviour, Custodian, Outcome};
 use crate::market::Market;
-use crate::members::Population;
+use crate::members::{Population, MODELS};
 use crate::oracle::Oracle;
 use crate::rng::{SimRng, Stream};
 use crate::summary::Summary;
@@ -19,7 +19,9 @@ use acme_ledger::{
     Account, AccountFilter, Clock, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
     MemLedger, QueryFilter, Transfer,
 };
-use acme_processes::trading::{aggregation::Aggregation, intake::Intake, pricing::Pricing, settlement::Settlement};
+use acme_processes::trading::{
+    aggregation::Aggregation, intake::Intake, pricing::Pricing, rebalancing::Rebalancing, settlement::Settlement,
+};
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
 use acme_processes::host::{Delivery, Drained, Host, Io};
 use acme_processes::messages::{
@@ -100,6 +102,7 @@ enum Event {
     Valuation(Date),
     SettlementDay(Date),
     Amend(TradeId),
+    RebalanceJob(Date),
     EndOfDay(Date),
     RetryLedger(Service),
     Restart(Service),
@@ -340,6 +343,7 @@ pub struct World {
     pub(crate) aggregation: Host<Aggregation>,
     pub(crate) pricing: Host<Pricing>,
     pub(crate) settlement: Host<Settlement>,
+    pub(crate) rebalancing: Host<Rebalancing>,
     pub(crate) custodian: Custodian,
     pub(crate) market: Market,
     pub(crate) population: Population,
@@ -407,7 +411,8 @@ impl World {
                 transfers_submitted: 0,
                 transfers_applied: 0,
             },
-            intake: Host::new(Service::Intake, || Intake::new(FUNDS.to_vec())),
+            intake: Host::new(Service::Intake, || Intake::new(FUNDS.to_vec(), MODELS.models.len())),
+            rebalancing: Host::new(Service::Rebalancing, || Rebalancing::new(MODELS)),
             aggregation: Host::new(Service::Aggregation, move || Aggregation::new(schedule)),
             pricing: Host::new(Service::Pricing, Pricing::new),
             settlement: Host::new(Service::Settlement, Settlement::new),
@@ -474,6 +479,7 @@ impl World {
             && self.aggregation.outbox_is_empty()
             && self.pricing.outbox_is_empty()
             && self.settlement.outbox_is_empty()
+            && self.rebalancing.outbox_is_empty()
     }
 
     /// Processes one event; false when there are none left.
@@ -492,7 +498,17 @@ impl World {
         true
     }
 
-    fn io(&mut self) -> (WorldIo<'_>, &mut Host<Intake>, &mut Host<Aggregation>, &mut Host<Pricing>, &mut Host<Settlement>) {
+    #[allow(clippy::type_complexity)]
+    fn io(
+        &mut self,
+    ) -> (
+        WorldIo<'_>,
+        &mut Host<Intake>,
+        &mut Host<Aggregation>,
+        &mut Host<Pricing>,
+        &mut Host<Settlement>,
+        &mut Host<Rebalancing>,
+    ) {
         (
             WorldIo {
                 ledger: &mut self.ledger,
@@ -510,6 +526,7 @@ impl World {
             &mut self.aggregation,
             &mut self.pricing,
             &mut self.settlement,
+            &mut self.rebalancing,
         )
     }
 
@@ -553,6 +570,11 @@ impl World {
                 }
                 self.queue.push(date.at_minute(schedule.cutoff_min), Event::CutOffJob(date));
                 self.queue.push(date.at_minute(schedule.valuation_min), Event::Valuation(date));
+                if date <= self.last_activity_day {
+                    // Re-balancing runs after each valuation point of the active days; in the
+                    // days after, the run only settles what is open.
+                    self.queue.push(date.at_minute(schedule.valuation_min + 60), Event::RebalanceJob(date));
+                }
                 self.queue.push(date.at_minute(10 * 60), Event::SettlementDay(date));
                 self.queue.push(date.at_minute(23 * 60 + 30), Event::EndOfDay(date));
             }
@@ -610,6 +632,21 @@ impl World {
                     self.send(Envelope { id: msg_id(kind, trade.id, 0), from: Service::Custodian, to: Service::Pricing, body });
                 }
             }
+            Event::RebalanceJob(date) => {
+                let prices: Vec<(FundId, acme_processes::money::Price)> =
+                    FUNDS.iter().map(|&f| (f, self.market.close(f, date))).collect();
+                let by_fund: BTreeMap<FundId, acme_processes::money::Price> = prices.iter().copied().collect();
+                let trade_date = date.add_business_days(1);
+                for instruction in self.oracle.rebalance(date, &by_fund, &MODELS) {
+                    self.oracle.submit(&instruction, trade_date);
+                }
+                self.send(Envelope {
+                    id: msg_id(MsgKind::Rebalance, date.0 as u64, 0),
+                    from: Service::Scheduler,
+                    to: Service::Rebalancing,
+                    body: Message::Rebalance { date, prices },
+                });
+            }
             Event::Amend(trade_id) => {
                 if let Some(c) = self.custodian.amend(trade_id) {
                     *self.trade_counts.entry("amended").or_default() += 1;
@@ -643,34 +680,37 @@ impl World {
                 self.deliver(now, envelope);
             }
             Event::Timer { service, timer_id, incarnation } => {
-                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
                 let (_, drained) = match service {
                     Service::Intake => intake.fire_timer(now, timer_id, incarnation, &mut io),
                     Service::Aggregation => aggregation.fire_timer(now, timer_id, incarnation, &mut io),
                     Service::Pricing => pricing.fire_timer(now, timer_id, incarnation, &mut io),
                     Service::Settlement => settlement.fire_timer(now, timer_id, incarnation, &mut io),
+                    Service::Rebalancing => rebalancing.fire_timer(now, timer_id, incarnation, &mut io),
                     other => panic!("timer for {other:?}"),
                 };
                 self.after_drain(service, drained);
             }
             Event::Restart(service) => {
-                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
                 let drained = match service {
                     Service::Intake => intake.recover(now, &mut io),
                     Service::Aggregation => aggregation.recover(now, &mut io),
                     Service::Pricing => pricing.recover(now, &mut io),
                     Service::Settlement => settlement.recover(now, &mut io),
+                    Service::Rebalancing => rebalancing.recover(now, &mut io),
                     other => panic!("restart of {other:?}"),
                 };
                 self.after_drain(service, drained);
             }
             Event::RetryLedger(service) => {
-                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
                 let drained = match service {
                     Service::Intake => intake.drain(now, &mut io),
                     Service::Aggregation => aggregation.drain(now, &mut io),
                     Service::Pricing => pricing.drain(now, &mut io),
                     Service::Settlement => settlement.drain(now, &mut io),
+                    Service::Rebalancing => rebalancing.drain(now, &mut io),
                     other => panic!("retry for {other:?}"),
                 };
                 self.after_drain(service, drained);
@@ -691,12 +731,13 @@ impl World {
             Service::Members | Service::Scheduler => {}
             service => {
                 let envelope_copy = envelope.clone();
-                let (mut io, intake, aggregation, pricing, settlement) = self.io();
+                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
                 let (delivery, drained) = match service {
                     Service::Intake => intake.deliver(now, envelope, &mut io),
                     Service::Aggregation => aggregation.deliver(now, envelope, &mut io),
                     Service::Pricing => pricing.deliver(now, envelope, &mut io),
                     Service::Settlement => settlement.deliver(now, envelope, &mut io),
+                    Service::Rebalancing => rebalancing.deliver(now, envelope, &mut io),
                     _ => unreachable!(),
                 };
                 match delivery {
@@ -826,11 +867,12 @@ impl World {
             // Oracles compare settled states; with messages in flight the platform lags them.
             return;
         }
-        // Nothing in flight: trading accounts are flat, pending included (every reservation of
-        // the day is posted, every allocation complete).
+        // Nothing in flight: what was posted into the trading accounts is exactly what they have
+        // promised out as pending allocation lines (reservations taken for tomorrow's trades are
+        // pending credits and do not count).
         for ledger in std::iter::once(LEDGER_CASH_GBP).chain(FUNDS.iter().map(|&f| chart::fund_ledger(f))) {
             let trading = self.checker.sums(ledger, AccountKind::AcmeTrading);
-            if trading.credit_balance_total() != 0 {
+            if trading.credit_balance_posted() != trading.debits_pending {
                 self.violation("trading_accounts_flat", format!("ledger {ledger}: {trading:?}"), &event);
             }
         }
@@ -972,7 +1014,7 @@ impl World {
             *by_state.entry(format!("{:?}", r.state).to_lowercase()).or_default() += 1;
             let kind = match (&r.kind, r.origin) {
                 (_, Origin::Rebalancing) => "rebalance",
-                (InstructionKind::Onboard, _) => "onboard",
+                (InstructionKind::Onboard { .. }, _) => "onboard",
                 (InstructionKind::Contribute { .. }, _) => "contribute",
                 (InstructionKind::Invest { .. }, _) => "invest",
                 (InstructionKind::Sell { .. }, _) => "sell",

@@ -20,7 +20,7 @@ use crate::messages::{
 use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
 use acme_ledger::chart::{self, AccountKind, FundId, LEDGER_CASH_GBP};
 use acme_ledger::ids::{transfer_id, Domain, Step};
-use acme_ledger::{CreateAccountResult, CreateTransferResult, Transfer};
+use acme_ledger::{Account, CreateAccountResult, CreateTransferResult, Transfer};
 use std::collections::BTreeMap;
 
 /// How long the first instruction of a batch may wait for company.
@@ -64,6 +64,8 @@ impl Record {
 
 pub struct Intake {
     funds: Vec<FundId>,
+    /// Number of risk profiles members may choose.
+    profiles: usize,
     instructions: BTreeMap<InstructionId, Record>,
     buffer: Vec<(InstructionId, Leg)>,
     flush_armed: bool,
@@ -73,9 +75,10 @@ pub struct Intake {
 }
 
 impl Intake {
-    pub fn new(funds: Vec<FundId>) -> Intake {
+    pub fn new(funds: Vec<FundId>, profiles: usize) -> Intake {
         Intake {
             funds,
+            profiles,
             instructions: BTreeMap::new(),
             buffer: Vec::new(),
             flush_armed: false,
@@ -93,7 +96,8 @@ impl Intake {
         let units_ok = |u: u64| u > 0 && u <= INSTRUCTION_UNITS_MAX;
         let fund_ok = |f: &FundId| self.funds.contains(f);
         match kind {
-            InstructionKind::Onboard => Ok(()),
+            InstructionKind::Onboard { profile } if *profile as usize >= self.profiles => Err("unknown risk profile"),
+            InstructionKind::Onboard { .. } => Ok(()),
             InstructionKind::Contribute { cash_pence } if !cash_ok(*cash_pence) => Err("cash_pence out of range"),
             InstructionKind::Invest { cash_pence, .. } if !cash_ok(*cash_pence) => Err("cash_pence out of range"),
             InstructionKind::Invest { fund, .. } if !fund_ok(fund) => Err("unknown fund"),
@@ -158,8 +162,12 @@ impl Intake {
         for (id, leg) in std::mem::take(&mut self.buffer) {
             let record = &self.instructions[&id];
             match record.kind {
-                InstructionKind::Onboard => {
-                    accounts.push(chart::account(AccountKind::MemberCash, LEDGER_CASH_GBP, record.member));
+                InstructionKind::Onboard { profile } => {
+                    // The cash account carries the risk profile: re-balancing reads it there.
+                    accounts.push(Account {
+                        user_data_32: profile as u32,
+                        ..chart::account(AccountKind::MemberCash, LEDGER_CASH_GBP, record.member)
+                    });
                     account_ids.push(id);
                 }
                 InstructionKind::Contribute { cash_pence } => {

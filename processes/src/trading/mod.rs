@@ -24,6 +24,7 @@ pub mod aggregation;
 pub mod allocation;
 pub mod intake;
 pub mod pricing;
+pub mod rebalancing;
 pub mod settlement;
 
 /// Ledger request tags: `cause << 24 | phase << 20 | chunk`, so a reply names what it answers.

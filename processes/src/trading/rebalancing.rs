@@ -169,7 +169,7 @@ const PHASE_UNITS: u64 = 2;
 struct Pass {
     date: Date,
     prices: [Price; MODEL_FUNDS],
-    portfolios: Vec<Portfolio>,
+    portfolios: std::collections::BTreeMap<MemberId, Portfolio>,
     /// Unit lookups outstanding; the scan itself is done when `scan_done`.
     lookups: u64,
     scan_done: bool,
@@ -206,24 +206,26 @@ impl Rebalancing {
 
     fn on_cash_page(&mut self, page: u64, accounts: &[Account], fx: &mut Effects) {
         let pass = self.pass.as_mut().expect("pass running");
-        let first = pass.portfolios.len();
         for a in accounts {
-            pass.portfolios.push(Portfolio {
-                member: a.user_data_64,
-                profile: a.user_data_32 as u8,
-                units: [0; MODEL_FUNDS],
-                busy: a.debits_pending > 0 || a.credits_pending > 0,
-            });
+            pass.portfolios.insert(
+                a.user_data_64,
+                Portfolio {
+                    member: a.user_data_64,
+                    profile: a.user_data_32 as u8,
+                    units: [0; MODEL_FUNDS],
+                    busy: a.debits_pending > 0 || a.credits_pending > 0,
+                },
+            );
         }
         // Look the unit accounts of this page's members up, as many members a request as fit.
         let per_request = acme_ledger::BATCH_EVENTS_MAX / MODEL_FUNDS;
         let mut chunk = 0;
         let date = pass.date;
         let funds = self.set.funds;
-        for members in pass.portfolios[first..].chunks(per_request) {
+        for members in accounts.chunks(per_request) {
             let ids = members
                 .iter()
-                .flat_map(|p| funds.iter().map(move |&f| chart::member_units(p.member, f)))
+                .flat_map(|a| funds.iter().map(move |&f| chart::member_units(a.user_data_64, f)))
                 .collect();
             fx.ledger(tag(date.0 as u64, PHASE_UNITS, page << 8 | chunk), LedgerRequest::LookupAccounts(ids));
             chunk += 1;
@@ -244,11 +246,10 @@ impl Rebalancing {
         for a in accounts {
             let member = a.user_data_64;
             let Some(fund) = self.set.funds.iter().position(|&f| f == a.user_data_32) else { continue };
-            let Ok(i) = pass.portfolios.binary_search_by_key(&member, |p| p.member) else {
+            let Some(p) = pass.portfolios.get_mut(&member) else {
                 fx.alert("rebalancing", format!("units of unknown member {member}"));
                 continue;
             };
-            let p = &mut pass.portfolios[i];
             p.units[fund] = (a.credits_posted - a.debits_posted) as u64;
             p.busy |= a.debits_pending > 0 || a.credits_pending > 0;
         }
@@ -262,7 +263,8 @@ impl Rebalancing {
             return;
         }
         let pass = self.pass.take().expect("pass running");
-        let proposals = plan(&pass.portfolios, &pass.prices, &self.set);
+        let portfolios: Vec<Portfolio> = pass.portfolios.into_values().collect();
+        let proposals = plan(&portfolios, &pass.prices, &self.set);
         let mut index = 0;
         let mut last_member = None;
         for p in &proposals {
@@ -315,7 +317,7 @@ impl Process for Rebalancing {
                     self.pass = Some(Pass {
                         date: *date,
                         prices: by_fund,
-                        portfolios: Vec::new(),
+                        portfolios: Default::default(),
                         lookups: 0,
                         scan_done: false,
                         pages: 0,
