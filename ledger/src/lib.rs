@@ -13,6 +13,7 @@
 //! hash-ordered collections. Time comes in through [`Clock`].
 
 pub mod chart;
+pub mod export;
 pub mod ids;
 pub mod mem;
 pub mod port;

@@ -18,3 +18,4 @@ pub mod host;
 pub mod messages;
 pub mod money;
 pub mod process;
+pub mod recon;

@@ -9,6 +9,8 @@
 use acme_sim::{SimConfig, Summary};
 use clap::{Parser, Subcommand};
 
+mod recon;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -23,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run a deterministic simulation of business days, checking every invariant.
     Sim(SimArgs),
+    /// Reconcile the ledger against the custodian's and the bank's statements.
+    Recon(recon::ReconArgs),
 }
 
 #[derive(clap::Args)]
@@ -39,6 +43,10 @@ struct SimArgs {
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     json: bool,
+    /// Write the last simulated day's ledger and the custodian's and bank's statements under DIR
+    /// (for `acme recon`).
+    #[arg(long, value_name = "DIR")]
+    export: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +60,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Sim(args) => sim(args),
+        Command::Recon(args) => recon::main(args),
     }
 }
 
@@ -62,7 +71,16 @@ fn sim(args: SimArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     let started = Instant::now();
-    let mut summary: Summary = acme_sim::run(cfg);
+    let mut world = acme_sim::World::new(cfg);
+    let mut summary: Summary = world.run_to_end();
+    if let Some(dir) = &args.export {
+        let source = format!("acme sim --seed {} --days {} --members {}", args.seed, args.days, args.members);
+        if let Err(e) = recon::write_export(dir, &world.export_day(&source)) {
+            eprintln!("acme sim: export: {e}");
+            return ExitCode::from(1);
+        }
+        eprintln!("acme sim: exported {} under {}", world.end_day(), dir.display());
+    }
     summary.wall_ms = started.elapsed().as_millis() as u64;
     if args.json {
         println!("{}", serde_json::to_string(&summary).expect("summary serialises"));

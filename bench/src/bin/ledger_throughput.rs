@@ -11,14 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use std::time::Instant;
 
-fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let accounts_n = args.first().copied().unwrap_or(1_000_000);
-    let transfers_n = args.get(1).copied().unwrap_or(20_000_000);
-
-    let rss_before = rss_bytes().unwrap_or(0);
-    let mut ledger = MemLedger::new(Arc::new(WallClock(Instant::now())));
-    let accounts: Vec<Account> = (0..accounts_n)
+fn make_accounts(n: u64) -> Vec<Account> {
+    (0..n)
         .map(|i| Account {
             id: i as u128 + 1,
             ledger: 1,
@@ -27,7 +21,33 @@ fn main() {
             flags: if i % 2 == 0 { AccountFlags::NONE } else { AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS },
             ..Account::default()
         })
-        .collect();
+        .collect()
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let accounts_n = args.first().copied().unwrap_or(1_000_000);
+    let transfers_n = args.get(1).copied().unwrap_or(20_000_000);
+
+    // Memory per account: a ledger grown to `accounts_n` accounts the ordinary way.
+    let rss_before = rss_bytes().unwrap_or(0);
+    let (per_account_rss, per_account_heap) = {
+        let mut ledger = MemLedger::new(Arc::new(WallClock(Instant::now())));
+        for chunk in make_accounts(accounts_n).chunks(BATCH_EVENTS_MAX) {
+            assert!(ledger.create_accounts(chunk).unwrap().iter().all(|r| r.is_applied()));
+        }
+        let rss = rss_bytes().unwrap_or(0).saturating_sub(rss_before) as f64 / accounts_n as f64;
+        (rss, ledger.heap_bytes() as f64 / accounts_n as f64)
+    };
+
+    // Sized up front, as TigerBeetle sizes its grid at start: growing vectors and indexes page
+    // by page would measure the kernel's page faults more than the ledger.
+    let mut ledger = MemLedger::with_capacity(
+        Arc::new(WallClock(Instant::now())),
+        accounts_n as usize,
+        transfers_n as usize,
+    );
+    let accounts = make_accounts(accounts_n);
     let (_, create_s) = timed(|| {
         for batch in accounts.chunks(BATCH_EVENTS_MAX) {
             let r = ledger.create_accounts(batch).unwrap();
@@ -35,8 +55,6 @@ fn main() {
         }
     });
     drop(accounts);
-    let rss_accounts = rss_bytes().unwrap_or(0);
-    let per_account = (rss_accounts.saturating_sub(rss_before)) as f64 / accounts_n as f64;
 
     // Pre-generate the batches so that generation is not measured. Debits come from unlimited
     // accounts (even index), credits go anywhere, so every transfer succeeds.
@@ -84,7 +102,8 @@ fn main() {
         "transfers_s": secs,
         "transfers_per_s": tps.round(),
         "failed": failed,
-        "bytes_per_account": per_account.round(),
+        "bytes_per_account_rss": per_account_rss.round(),
+        "bytes_per_account_heap": per_account_heap.round(),
         "bytes_per_transfer": per_transfer.round(),
     });
     println!("{result}");

@@ -1,0 +1,557 @@
+//! `acme recon`: the ledger against the custodian's and the bank's statements.
+//!
+//! The adapter around `acme_processes::recon`: it reads the files (the ledger export in chunks,
+//! with a progress bar on large ledgers), hands their text to the engine's parsers, and writes
+//! the report as a table, JSON or CSV, and optionally as an HTML page with a chart.
+//! Exit codes: 0 clean (timing breaks allowed), 2 at least one true break, 1 an error (a bad
+//! file is named with its line and field).
+
+// An adapter: reading the statements and the ledger export and writing the reports is its job.
+#![allow(clippy::disallowed_methods)]
+
+use acme_ledger::export::{read_accounts, read_transfers, ExportError};
+use acme_processes::recon::cash::parse_cash;
+use acme_processes::recon::holdings::{parse_holdings, Expect};
+use acme_processes::recon::ledger::{
+    LedgerFacts, LedgerScan, Manifest, ACCOUNTS_FILE, MANIFEST_FILE, TRANSFERS_FILE,
+};
+use acme_processes::recon::trades::parse_trades;
+use acme_processes::recon::{
+    fmt_units, parse_scaled, reconcile, Break, Classification, ReconConfig, Report, Statements,
+    DEFAULT_CUSTODIAN_ACCOUNT,
+};
+use acme_sim::export::ExportFile;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(clap::Args)]
+pub struct ReconArgs {
+    /// The ledger: an export directory (`acme sim --export DIR` writes one under DIR/ledger).
+    #[arg(long, value_name = "DIR")]
+    pub ledger: PathBuf,
+    /// The custodian's holdings statement: CSV or ISO 20022 semt.002 XML (told apart by content).
+    #[arg(long, value_name = "FILE")]
+    pub holdings: Option<PathBuf>,
+    /// The custodian's trade confirmations (CSV).
+    #[arg(long, value_name = "FILE")]
+    pub trades: Option<PathBuf>,
+    /// A cash statement (CSV): the bank's, the custodian's; give it once per file.
+    #[arg(long, value_name = "FILE")]
+    pub cash: Vec<PathBuf>,
+    /// Cash differences up to this many pounds either way are not breaks.
+    #[arg(long, value_name = "POUNDS", default_value = "0")]
+    pub cash_tolerance: String,
+    /// The safekeeping account the holdings statement must be for.
+    #[arg(long, value_name = "ID", default_value = DEFAULT_CUSTODIAN_ACCOUNT)]
+    pub custodian_account: String,
+    /// Output: a table for people, JSON or CSV for machines.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write an HTML report (summary, breaks, positions chart) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// Ledgers with at least this many accounts show a progress bar (on a terminal).
+const PROGRESS_FROM: u64 = 1_000_000;
+
+fn shown(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn read_text(p: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", shown(p)))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+        format!("{}: line {line}: not UTF-8 text", shown(p))
+    })
+}
+
+fn export_error(p: &Path, e: ExportError) -> String {
+    match e.record {
+        Some(r) => format!(
+            "{}: record {}: field `{}`: {}",
+            shown(p),
+            r + 1,
+            e.field,
+            e.reason
+        ),
+        None => format!("{}: field `{}`: {}", shown(p), e.field, e.reason),
+    }
+}
+
+/// Reads an export's ledger directory (DIR or DIR/ledger) into facts.
+pub fn read_ledger(dir: &Path) -> Result<(Manifest, LedgerFacts), String> {
+    let dir =
+        if dir.join(MANIFEST_FILE).exists() || !dir.join("ledger").join(MANIFEST_FILE).exists() {
+            dir.to_path_buf()
+        } else {
+            dir.join("ledger")
+        };
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest = Manifest::parse(&shown(&manifest_path), &read_text(&manifest_path)?)
+        .map_err(|e| e.to_string())?;
+    let mut scan = LedgerScan::new(manifest.journal_complete);
+    let accounts_path = dir.join(ACCOUNTS_FILE);
+    let file = std::fs::File::open(&accounts_path)
+        .map_err(|e| format!("{}: cannot read: {e}", shown(&accounts_path)))?;
+    let bar = (manifest.accounts >= PROGRESS_FROM).then(|| {
+        let bar = indicatif::ProgressBar::new(manifest.accounts);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {human_pos}/{human_len} accounts ({per_sec}, {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar.set_message("acme recon: reading the ledger");
+        bar
+    });
+    let mut n: u64 = 0;
+    let count = read_accounts(std::io::BufReader::with_capacity(1 << 20, file), |a| {
+        scan.account(&a);
+        n += 1;
+        if n.is_multiple_of(65_536) {
+            if let Some(b) = &bar {
+                b.set_position(n);
+            }
+        }
+    })
+    .map_err(|e| export_error(&accounts_path, e))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if count != manifest.accounts {
+        return Err(format!(
+            "{}: field `accounts`: {} but {} holds {count}",
+            shown(&manifest_path),
+            manifest.accounts,
+            ACCOUNTS_FILE
+        ));
+    }
+    let transfers_path = dir.join(TRANSFERS_FILE);
+    let file = std::fs::File::open(&transfers_path)
+        .map_err(|e| format!("{}: cannot read: {e}", shown(&transfers_path)))?;
+    let count = read_transfers(std::io::BufReader::with_capacity(1 << 20, file), |t| {
+        scan.transfer(&t)
+    })
+    .map_err(|e| export_error(&transfers_path, e))?;
+    if count != manifest.transfers {
+        return Err(format!(
+            "{}: field `transfers`: {} but {} holds {count}",
+            shown(&manifest_path),
+            manifest.transfers,
+            TRANSFERS_FILE
+        ));
+    }
+    Ok((manifest, scan.finish()))
+}
+
+/// Everything `acme recon` does but printing: the report, or an error for people.
+pub fn run(args: &ReconArgs) -> Result<Report, String> {
+    let tolerance = parse_scaled(&args.cash_tolerance, 2, false)
+        .map_err(|e| format!("--cash-tolerance: {e}"))?;
+    let (manifest, facts) = read_ledger(&args.ledger)?;
+    let expect = Expect {
+        date: Some(manifest.as_of),
+        custodian_account: Some(args.custodian_account.clone()),
+    };
+    let mut statements = Statements::default();
+    if let Some(p) = &args.holdings {
+        statements.holdings =
+            Some(parse_holdings(&shown(p), &read_text(p)?, &expect).map_err(|e| e.to_string())?);
+    }
+    if let Some(p) = &args.trades {
+        statements.trades = Some(
+            parse_trades(&shown(p), &read_text(p)?, Some(manifest.as_of))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    for p in &args.cash {
+        statements.cash.push(
+            parse_cash(&shown(p), &read_text(p)?, Some(manifest.as_of))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let cfg = ReconConfig {
+        as_of: manifest.as_of,
+        settlement_lag_days: manifest.settlement_lag_days,
+        cash_tolerance_pence: tolerance as u64,
+    };
+    reconcile(&cfg, &facts, &statements).map_err(|e| e.to_string())
+}
+
+pub fn main(args: ReconArgs) -> ExitCode {
+    let report = match run(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("acme recon: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let out = match args.format {
+        Format::Table => table(&report, &args),
+        Format::Json => serde_json::to_string_pretty(&json(&report, &args)).expect("json") + "\n",
+        Format::Csv => csv_out(&report),
+    };
+    print!("{out}");
+    if let Some(p) = &args.html {
+        if let Err(e) = std::fs::write(p, html(&report, &args)) {
+            eprintln!("acme recon: {}: cannot write: {e}", shown(p));
+            return ExitCode::from(1);
+        }
+    }
+    if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+fn cell(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".to_string())
+}
+
+fn break_json(b: &Break) -> serde_json::Value {
+    serde_json::json!({
+        "level": b.level.name(),
+        "kind": b.kind.name(),
+        "asset": b.asset,
+        "account": b.account,
+        "ledger": b.ledger.render(),
+        "statement": b.statement.render(),
+        "difference": b.difference(),
+        "classification": b.classification.name(),
+        "trades": b.trades,
+        "detail": b.detail,
+    })
+}
+
+pub fn json(r: &Report, args: &ReconArgs) -> serde_json::Value {
+    serde_json::json!({
+        "status": r.status(),
+        "as_of": r.as_of.to_string(),
+        "ledger": shown(&args.ledger),
+        "true_breaks": r.true_breaks(),
+        "timing_breaks": r.timing_breaks(),
+        "levels": r.levels.iter().map(|l| serde_json::json!({
+            "level": l.level.name(),
+            "ran": l.skipped.is_none(),
+            "skipped": l.skipped,
+            "compared": l.compared,
+            "notes": l.notes,
+        })).collect::<Vec<_>>(),
+        "breaks": r.breaks.iter().map(break_json).collect::<Vec<_>>(),
+        "positions": r.positions.iter().map(|p| serde_json::json!({
+            "asset": p.asset,
+            "ledger_settled": fmt_units(p.ledger_settled),
+            "ledger_pending": fmt_units(p.ledger_pending),
+            "statement_settled": p.statement_settled.map(fmt_units),
+            "statement_pending": p.statement_pending.map(fmt_units),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+const CSV_COLUMNS: [&str; 10] = [
+    "level",
+    "kind",
+    "asset",
+    "account",
+    "ledger",
+    "statement",
+    "difference",
+    "classification",
+    "trades",
+    "detail",
+];
+
+pub fn csv_out(r: &Report) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS).expect("csv");
+    for b in &r.breaks {
+        w.write_record([
+            b.level.name().to_string(),
+            b.kind.name().to_string(),
+            b.asset.clone(),
+            b.account.clone(),
+            b.ledger.render().unwrap_or_default(),
+            b.statement.render().unwrap_or_default(),
+            b.difference().unwrap_or_default(),
+            b.classification.name().to_string(),
+            b.trades.join(";"),
+            b.detail.clone(),
+        ])
+        .expect("csv");
+    }
+    String::from_utf8(w.into_inner().expect("csv")).expect("utf-8")
+}
+
+fn pad(rows: &[Vec<String>]) -> String {
+    let mut widths = vec![0; rows.first().map_or(0, Vec::len)];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn table(r: &Report, args: &ReconArgs) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "acme recon: {} as of {}", shown(&args.ledger), r.as_of);
+    let _ = writeln!(out);
+    for l in &r.levels {
+        match &l.skipped {
+            Some(why) => {
+                let _ = writeln!(out, "  {:<10} skipped: {why}", l.level.name());
+            }
+            None => {
+                let _ = writeln!(out, "  {:<10} {} compared", l.level.name(), l.compared);
+                for n in &l.notes {
+                    let _ = writeln!(out, "  {:<10}   {n}", "");
+                }
+            }
+        }
+    }
+    let _ = writeln!(out);
+    if r.breaks.is_empty() {
+        let _ = writeln!(out, "no breaks");
+    } else {
+        let mut rows = vec![[
+            "LEVEL",
+            "KIND",
+            "ASSET",
+            "ACCOUNT",
+            "LEDGER",
+            "STATEMENT",
+            "DIFFERENCE",
+            "CLASS",
+            "TRADES",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()];
+        for b in &r.breaks {
+            rows.push(vec![
+                b.level.name().into(),
+                b.kind.name().into(),
+                b.asset.clone(),
+                b.account.clone(),
+                cell(b.ledger.render()),
+                cell(b.statement.render()),
+                cell(b.difference()),
+                b.classification.name().into(),
+                b.trades.join(" "),
+            ]);
+        }
+        out.push_str(&pad(&rows));
+        let _ = writeln!(out);
+        for (i, b) in r.breaks.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {}. {} {} {}: {}",
+                i + 1,
+                b.level.name(),
+                b.kind.name(),
+                b.asset,
+                b.detail
+            );
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "status: {} ({} true, {} timing)",
+        r.status(),
+        r.true_breaks(),
+        r.timing_breaks()
+    );
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The positions chart: per asset, the ledger's and the statement's units as two stacked bars
+/// (settled, then pending), drawn to one scale.
+fn svg_chart(r: &Report) -> String {
+    let rows = &r.positions;
+    if rows.is_empty() {
+        return "<p>No positions.</p>".into();
+    }
+    let pos = |v: i128| v.max(0) as f64;
+    let max = rows
+        .iter()
+        .flat_map(|p| {
+            [
+                pos(p.ledger_settled) + pos(p.ledger_pending),
+                pos(p.statement_settled.unwrap_or(0)) + pos(p.statement_pending.unwrap_or(0)),
+            ]
+        })
+        .fold(1.0_f64, f64::max);
+    let (label_w, bar_w, row_h) = (140.0, 560.0, 46.0);
+    let height = rows.len() as f64 * row_h + 40.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">",
+        label_w + bar_w + 200.0
+    );
+    for (i, p) in rows.iter().enumerate() {
+        let y = 20.0 + i as f64 * row_h;
+        let _ = write!(
+            s,
+            "<text x=\"0\" y=\"{}\">{}</text>",
+            y + 20.0,
+            esc(&p.asset)
+        );
+        let bars = [
+            (
+                "ledger",
+                p.ledger_settled,
+                p.ledger_pending,
+                "#3465a4",
+                "#9fbfe6",
+                y,
+            ),
+            (
+                "statement",
+                p.statement_settled.unwrap_or(0),
+                p.statement_pending.unwrap_or(0),
+                "#4e9a06",
+                "#b5dc8f",
+                y + 18.0,
+            ),
+        ];
+        for (who, settled, pending, dark, light, by) in bars {
+            let ws = pos(settled) / max * bar_w;
+            let wp = pos(pending) / max * bar_w;
+            let missing = who == "statement" && p.statement_settled.is_none();
+            let _ = write!(
+                s,
+                "<rect x=\"{label_w}\" y=\"{by}\" width=\"{ws:.1}\" height=\"14\" fill=\"{dark}\"><title>{who} settled {}</title></rect>\
+                 <rect x=\"{:.1}\" y=\"{by}\" width=\"{wp:.1}\" height=\"14\" fill=\"{light}\"><title>{who} pending {}</title></rect>\
+                 <text x=\"{:.1}\" y=\"{}\">{who}: {}{}</text>",
+                fmt_units(settled),
+                label_w + ws,
+                fmt_units(pending),
+                label_w + ws + wp + 6.0,
+                by + 11.0,
+                if missing { "no line".to_string() } else { fmt_units(settled + pending) },
+                if missing { "" } else { " units" },
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+pub fn html(r: &Report, args: &ReconArgs) -> String {
+    let mut h = String::new();
+    let status_color = if r.is_clean() { "#4e9a06" } else { "#cc0000" };
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ACME reconciliation {}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
+         td.num{{text-align:right;font-family:monospace}}tr.true td{{background:#fde8e8}}tr.timing td{{background:#fff7e0}}</style></head><body>\n",
+        r.as_of
+    );
+    let _ = writeln!(h, "<h1>Reconciliation as of {}</h1>", r.as_of);
+    let _ = writeln!(
+        h,
+        "<p>Ledger <code>{}</code>. Status: <strong style=\"color:{status_color}\">{}</strong> ({} true break(s), {} timing break(s)).</p>",
+        esc(&shown(&args.ledger)),
+        r.status(),
+        r.true_breaks(),
+        r.timing_breaks()
+    );
+    h.push_str("<h2>Summary</h2>\n<table><tr><th>level</th><th>ran</th><th>compared</th><th>true</th><th>timing</th><th>notes</th></tr>\n");
+    for l in &r.levels {
+        let count = |c: Classification| {
+            r.breaks
+                .iter()
+                .filter(|b| b.level == l.level && b.classification == c)
+                .count()
+        };
+        let mut notes = l.notes.clone();
+        if let Some(why) = &l.skipped {
+            notes.insert(0, format!("skipped: {why}"));
+        }
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            l.level.name(),
+            if l.skipped.is_none() { "yes" } else { "no" },
+            l.compared,
+            count(Classification::True),
+            count(Classification::Timing),
+            esc(&notes.join("; "))
+        );
+    }
+    h.push_str("</table>\n<h2>Breaks</h2>\n");
+    if r.breaks.is_empty() {
+        h.push_str("<p>No breaks.</p>\n");
+    } else {
+        h.push_str("<table><tr><th>level</th><th>kind</th><th>asset</th><th>account</th><th>ledger</th><th>statement</th><th>difference</th><th>classification</th><th>trades</th><th>what to do</th></tr>\n");
+        for b in &r.breaks {
+            let _ = writeln!(
+                h,
+                "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                b.classification.name(),
+                b.level.name(),
+                b.kind.name(),
+                esc(&b.asset),
+                esc(&b.account),
+                esc(&cell(b.ledger.render())),
+                esc(&cell(b.statement.render())),
+                esc(&cell(b.difference())),
+                b.classification.name(),
+                esc(&b.trades.join(" ")),
+                esc(&b.detail)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("<h2>Positions: ledger against statement</h2>\n<p>Dark: settled units; light: pending units.</p>\n");
+    h.push_str(&svg_chart(r));
+    h.push_str("\n</body></html>\n");
+    h
+}
+
+/// Writes the files of `acme sim --export` under `dir`.
+pub fn write_export(dir: &Path, files: &[ExportFile]) -> Result<(), String> {
+    for f in files {
+        let path = dir.join(&f.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("{}: cannot create: {e}", shown(parent)))?;
+        }
+        std::fs::write(&path, &f.bytes)
+            .map_err(|e| format!("{}: cannot write: {e}", shown(&path)))?;
+    }
+    Ok(())
+}
