@@ -212,7 +212,9 @@ mod tests {
     #[test]
     fn member_accounts_cannot_go_negative() {
         let a = account(AccountKind::MemberUnits, fund_ledger(7), 9);
-        assert!(a.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));
+        assert!(a
+            .flags
+            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));
         assert_eq!(a.user_data_32, 7);
         assert_eq!(a.user_data_64, 9);
     }

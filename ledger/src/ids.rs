@@ -100,9 +100,14 @@ pub const SUB_CALLER_BITS: u32 = 32;
 /// and cash residuals) never share an id. Either id can be computed from the other.
 pub fn with_step(id: u128, step: Step) -> u128 {
     let (original, _, _, sub) = decode(id);
-    assert!(original <= 0xFF, "step {original} does not fit the derivation byte");
+    assert!(
+        original <= 0xFF,
+        "step {original} does not fit the derivation byte"
+    );
     assert_eq!(sub >> SUB_CALLER_BITS, 0, "id {id:#x} is already derived");
-    (id & !(0xFFFF_u128 << 112)) | (step.code() as u128) << 112 | (original as u128) << SUB_CALLER_BITS
+    (id & !(0xFFFF_u128 << 112))
+        | (step.code() as u128) << 112
+        | (original as u128) << SUB_CALLER_BITS
 }
 
 /// (step code, domain, cause, sub) of an id made by [`transfer_id`].
@@ -134,11 +139,17 @@ mod tests {
         }
         assert_eq!(decode(e), (Step::BuyReserve.code(), 1, 7, 1));
         assert_ne!(with_step(a, Step::BuyReservePost), c);
-        assert_eq!(decode(with_step(a, Step::BuyReservePost)).0, Step::BuyReservePost.code());
+        assert_eq!(
+            decode(with_step(a, Step::BuyReservePost)).0,
+            Step::BuyReservePost.code()
+        );
         // Follow-ups of two transfers of one cause stay distinct.
         let units = transfer_id(Step::BuyUnitsRounding, Domain::Trade, 9, 0);
         let cash = transfer_id(Step::SellCashRounding, Domain::Trade, 9, 0);
-        assert_ne!(with_step(units, Step::SettlePost), with_step(cash, Step::SettlePost));
+        assert_ne!(
+            with_step(units, Step::SettlePost),
+            with_step(cash, Step::SettlePost)
+        );
         let max = transfer_id(Step::SettleCustodianCash, Domain::Trade, u64::MAX, SUB_MAX);
         assert_ne!(max, u128::MAX);
         assert_eq!(decode(max), (11, 2, u64::MAX, SUB_MAX));

@@ -26,7 +26,10 @@ impl core::fmt::Display for LedgerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             LedgerError::BatchTooLarge { events, max } => {
-                write!(f, "batch of {events} events exceeds the limit of {max} events")
+                write!(
+                    f,
+                    "batch of {events} events exceeds the limit of {max} events"
+                )
             }
             LedgerError::Unavailable { reason } => write!(f, "ledger unavailable: {reason}"),
             LedgerError::InvalidFilter { reason } => write!(f, "invalid filter: {reason}"),

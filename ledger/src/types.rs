@@ -305,7 +305,10 @@ impl CreateTransferResult {
     /// The transfer is in the ledger with exactly these fields: either it was just created or an
     /// earlier identical request created it. This is what makes a retried step a no-op.
     pub const fn is_applied(self) -> bool {
-        matches!(self, CreateTransferResult::Ok | CreateTransferResult::Exists)
+        matches!(
+            self,
+            CreateTransferResult::Ok | CreateTransferResult::Exists
+        )
     }
 }
 
@@ -322,7 +325,9 @@ pub fn batch_applied(results: &[CreateTransferResult]) -> bool {
     results.iter().all(|r| {
         matches!(
             r,
-            CreateTransferResult::Ok | CreateTransferResult::Exists | CreateTransferResult::LinkedEventFailed
+            CreateTransferResult::Ok
+                | CreateTransferResult::Exists
+                | CreateTransferResult::LinkedEventFailed
         )
     })
 }

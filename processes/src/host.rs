@@ -109,7 +109,12 @@ pub trait Io {
     /// Raises an alert to operations.
     fn alert(&mut self, now: Ts, alert: Alert);
     /// Observes a ledger request and its answer (for tracing and invariant checks).
-    fn observe_ledger(&mut self, _service: Service, _request: &LedgerRequest, _reply: &LedgerReply) {
+    fn observe_ledger(
+        &mut self,
+        _service: Service,
+        _request: &LedgerRequest,
+        _reply: &LedgerReply,
+    ) {
     }
     /// Asked before each effect: `true` crashes the process right here (fault injection).
     fn crash_point(&mut self, _service: Service) -> bool {
@@ -322,7 +327,10 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
 }
 
 /// Runs one request against the ledger port.
-pub fn execute(ledger: &mut dyn Ledger, request: &LedgerRequest) -> Result<LedgerReply, LedgerError> {
+pub fn execute(
+    ledger: &mut dyn Ledger,
+    request: &LedgerRequest,
+) -> Result<LedgerReply, LedgerError> {
     Ok(match request {
         LedgerRequest::CreateAccounts(batch) => {
             LedgerReply::CreateAccounts(ledger.create_accounts(batch)?)
@@ -340,6 +348,8 @@ pub fn execute(ledger: &mut dyn Ledger, request: &LedgerRequest) -> Result<Ledge
         LedgerRequest::QueryTransfers(filter) => {
             LedgerReply::Transfers(ledger.query_transfers(filter)?)
         }
-        LedgerRequest::QueryAccounts(filter) => LedgerReply::Accounts(ledger.query_accounts(filter)?),
+        LedgerRequest::QueryAccounts(filter) => {
+            LedgerReply::Accounts(ledger.query_accounts(filter)?)
+        }
     })
 }

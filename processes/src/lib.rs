@@ -12,10 +12,10 @@
 //! This crate is pure: no wall clock, no OS randomness, no threads, no hash-ordered iteration,
 //! no floats. `clippy.toml` at the workspace root enforces it.
 
-pub mod trading;
 pub mod calendar;
 pub mod host;
 pub mod messages;
 pub mod money;
 pub mod process;
 pub mod recon;
+pub mod trading;

@@ -19,7 +19,10 @@ pub type TradeId = u64;
 pub const INSTRUCTION_SEQ_MAX: u64 = (1 << 24) - 1;
 
 pub fn instruction_id(member: MemberId, seq: u64) -> InstructionId {
-    assert!(seq <= INSTRUCTION_SEQ_MAX, "instruction sequence {seq} too large");
+    assert!(
+        seq <= INSTRUCTION_SEQ_MAX,
+        "instruction sequence {seq} too large"
+    );
     assert!(member < (1 << 40), "member id {member} too large");
     member << 24 | seq
 }
@@ -64,7 +67,11 @@ pub enum InstructionKind {
     Sell { fund: FundId, units_micro: u64 },
     /// Sell units of one fund and buy another with the proceeds, placed on the day the sale
     /// settles (see `trading` for the timing).
-    Switch { from_fund: FundId, to_fund: FundId, units_micro: u64 },
+    Switch {
+        from_fund: FundId,
+        to_fund: FundId,
+        units_micro: u64,
+    },
 }
 
 /// Who gave an instruction.
@@ -180,17 +187,26 @@ pub enum Message {
     /// Members -> Intake.
     Instruction(Instruction),
     /// Intake -> Members: the state an instruction reached.
-    InstructionStatus { id: InstructionId, state: InstructionState },
+    InstructionStatus {
+        id: InstructionId,
+        state: InstructionState,
+    },
     /// Scheduler -> Aggregation: the cut-off of `date` has passed.
     CutOff { date: Date },
     /// Scheduler -> Rebalancing: the valuation point of `date` has passed; its closing prices.
-    Rebalance { date: Date, prices: Vec<(FundId, Price)> },
+    Rebalance {
+        date: Date,
+        prices: Vec<(FundId, Price)>,
+    },
     /// Intake -> Aggregation: an order whose cash is reserved.
     OrderAccepted(Order),
     /// Aggregation -> Custodian: place the trade.
     PlaceTrade(ExternalTrade),
     /// Aggregation -> Pricing: the trade and the orders it aggregates (in order-key order).
-    TradeBooked { trade: ExternalTrade, orders: Vec<Order> },
+    TradeBooked {
+        trade: ExternalTrade,
+        orders: Vec<Order>,
+    },
     /// Custodian -> Pricing: the trade is priced at the closing price (or amended).
     TradePriced(Confirmation),
     /// Custodian -> Pricing: the custodian refused the trade; nothing of it happened.
@@ -208,9 +224,16 @@ pub enum Message {
         filled: Vec<Advance>,
     },
     /// Custodian -> Settlement: the trade settled; net units/cash as in `TradeAllocated`.
-    TradeSettled { trade_id: TradeId, net_units: i128, net_cash: i128 },
+    TradeSettled {
+        trade_id: TradeId,
+        net_units: i128,
+        net_cash: i128,
+    },
     /// Pricing / Settlement / Aggregation -> Intake: these orders reached `state`.
-    InstructionsAdvanced { orders: Vec<Advance>, state: InstructionState },
+    InstructionsAdvanced {
+        orders: Vec<Advance>,
+        state: InstructionState,
+    },
 }
 
 /// Kinds of message, the top byte of a message id.

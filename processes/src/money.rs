@@ -17,9 +17,7 @@ pub const PRICE_SCALE: u64 = 1_000_000;
 pub const PENCE_PER_POUND: u64 = 100;
 
 /// The price of one unit in micro-pounds (6 decimal places of GBP). Never zero.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Price(pub u64);
 
 impl Price {
@@ -48,7 +46,8 @@ impl Price {
 /// units = cash / price = (pence / 100) / (micro_pounds / 10^6) units, times 10^6 micro-units.
 pub fn units_for_cash(cash_pence: u64, price: Price) -> u64 {
     assert!(price.0 > 0, "price must be positive");
-    let numerator = cash_pence as u128 * (PRICE_SCALE / PENCE_PER_POUND) as u128 * UNITS_SCALE as u128;
+    let numerator =
+        cash_pence as u128 * (PRICE_SCALE / PENCE_PER_POUND) as u128 * UNITS_SCALE as u128;
     let units = numerator / price.0 as u128;
     u64::try_from(units).expect("units overflow u64")
 }
@@ -65,15 +64,16 @@ pub fn cash_for_units(units_micro: u64, price: Price) -> u64 {
 /// weights. Deterministic: it depends only on the inputs and their order.
 pub fn pro_rata(total: u64, weights: &[u64]) -> (Vec<u64>, u64) {
     let weight_sum: u128 = weights.iter().map(|&w| w as u128).sum();
-    assert!(weight_sum > 0 || total == 0, "cannot split {total} over zero weight");
+    assert!(
+        weight_sum > 0 || total == 0,
+        "cannot split {total} over zero weight"
+    );
     let mut shares = Vec::with_capacity(weights.len());
     let mut allocated: u64 = 0;
     for &w in weights {
-        let share = if weight_sum == 0 {
-            0
-        } else {
-            (total as u128 * w as u128 / weight_sum) as u64
-        };
+        let share = (total as u128 * w as u128)
+            .checked_div(weight_sum)
+            .unwrap_or(0) as u64;
         allocated += share;
         shares.push(share);
     }
@@ -106,7 +106,9 @@ pub fn units_from_str(s: &str) -> Result<u64, String> {
     if scaled.fract() != Decimal::ZERO {
         return Err(format!("`{s}` has more than 6 decimal places"));
     }
-    scaled.try_into().map_err(|_| format!("`{s}` is out of range"))
+    scaled
+        .try_into()
+        .map_err(|_| format!("`{s}` is out of range"))
 }
 
 #[cfg(test)]

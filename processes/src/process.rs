@@ -20,9 +20,7 @@ use serde::{Deserialize, Serialize};
 pub type MessageId = u128;
 
 /// The services of the platform and the outside actors they talk to.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Service {
     /// Members (through the intake API). Outside the platform.
     Members,
@@ -89,9 +87,14 @@ pub enum LedgerReply {
 pub enum Input {
     Message(Envelope),
     /// A timer the process set, by its id.
-    Timer { timer_id: u64 },
+    Timer {
+        timer_id: u64,
+    },
     /// The answer to the ledger request the process tagged `tag`.
-    Ledger { tag: u64, reply: LedgerReply },
+    Ledger {
+        tag: u64,
+        reply: LedgerReply,
+    },
 }
 
 /// Something that needs a person: a ledger answer that should be impossible, a message that
@@ -123,7 +126,8 @@ impl Effects {
     }
 
     pub fn send(&mut self, id: MessageId, from: Service, to: Service, body: Message) {
-        self.items.push(Effect::Send(Envelope { id, from, to, body }));
+        self.items
+            .push(Effect::Send(Envelope { id, from, to, body }));
     }
 
     pub fn ledger(&mut self, tag: u64, request: LedgerRequest) {

@@ -77,7 +77,10 @@ pub struct Checker {
 
 impl Checker {
     pub fn sums(&self, ledger: u32, kind: AccountKind) -> Sums {
-        self.sums.get(&(ledger, kind.code())).copied().unwrap_or_default()
+        self.sums
+            .get(&(ledger, kind.code()))
+            .copied()
+            .unwrap_or_default()
     }
 
     fn ledger_sums(&self, ledger: u32) -> Sums {
@@ -130,17 +133,28 @@ impl Checker {
     }
 
     fn check_account(&mut self, a: &Account) {
-        if a.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        if a.flags
+            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
             && a.debits_posted + a.debits_pending > a.credits_posted
         {
             self.violate(
                 "member_not_negative",
-                format!("account {:#x} has debits {} + {} over credits {}", a.id, a.debits_posted, a.debits_pending, a.credits_posted),
+                format!(
+                    "account {:#x} has debits {} + {} over credits {}",
+                    a.id, a.debits_posted, a.debits_pending, a.credits_posted
+                ),
             );
         }
         if let Some((kind, _, _)) = chart::decode_account_id(a.id) {
-            if kind.is_member() && !a.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) {
-                self.violate("member_not_negative", format!("member account {:#x} lacks its limit flag", a.id));
+            if kind.is_member()
+                && !a
+                    .flags
+                    .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            {
+                self.violate(
+                    "member_not_negative",
+                    format!("member account {:#x} lacks its limit flag", a.id),
+                );
             }
         }
     }
@@ -148,7 +162,9 @@ impl Checker {
     /// The invariants of one ledger, on the running sums.
     pub fn check_ledger(&mut self, ledger: u32) {
         let total = self.ledger_sums(ledger);
-        if total.debits_posted != total.credits_posted || total.debits_pending != total.credits_pending {
+        if total.debits_posted != total.credits_posted
+            || total.debits_pending != total.credits_pending
+        {
             self.violate("ledger_balanced", format!("ledger {ledger}: {total:?}"));
         }
         let s = |k| self.sums(ledger, k);
@@ -187,7 +203,10 @@ impl Checker {
     pub fn recount(&mut self, accounts: &[Account]) {
         let mut fresh: BTreeMap<(u32, u16), Sums> = BTreeMap::new();
         for a in accounts {
-            fresh.entry((a.ledger, a.code)).or_default().add(&Balances::from(a), 1);
+            fresh
+                .entry((a.ledger, a.code))
+                .or_default()
+                .add(&Balances::from(a), 1);
             self.check_account(a);
         }
         let mut keys: BTreeSet<(u32, u16)> = fresh.keys().copied().collect();
@@ -198,7 +217,10 @@ impl Checker {
             if recounted != running {
                 self.violate(
                     "running_sums_match_recount",
-                    format!("ledger {} code {}: running {running:?}, recounted {recounted:?}", key.0, key.1),
+                    format!(
+                        "ledger {} code {}: running {running:?}, recounted {recounted:?}",
+                        key.0, key.1
+                    ),
                 );
             }
         }

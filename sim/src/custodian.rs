@@ -161,7 +161,11 @@ impl Custodian {
     }
 
     /// The valuation point of `date`: answers every trade of that date.
-    pub fn value(&mut self, date: Date, close: impl Fn(FundId) -> Price) -> Vec<(ExternalTrade, Outcome)> {
+    pub fn value(
+        &mut self,
+        date: Date,
+        close: impl Fn(FundId) -> Price,
+    ) -> Vec<(ExternalTrade, Outcome)> {
         let trades = self.placed.remove(&date).unwrap_or_default();
         let mut out = Vec::new();
         for trade in trades {
@@ -190,13 +194,25 @@ impl Custodian {
                 Price(((price.0 as i128 * (10_000 + bp as i128)) / 10_000).max(1) as u64)
             });
             let confirmation = Custodian::confirm(&trade, 0, fill_ppm, price);
-            let priced = PricedTrade { trade, confirmation, settle_date, amend_to };
+            let priced = PricedTrade {
+                trade,
+                confirmation,
+                settle_date,
+                amend_to,
+            };
             let holding = self.holdings.entry(trade.fund).or_default();
             holding.pending_units += priced.net_units();
             holding.pending_cash_pence += priced.net_cash();
             self.priced.insert(trade.id, priced);
             self.counts.priced += 1;
-            out.push((trade, Outcome::Filled { fill_ppm, price, settle_date }));
+            out.push((
+                trade,
+                Outcome::Filled {
+                    fill_ppm,
+                    price,
+                    settle_date,
+                },
+            ));
         }
         out
     }
@@ -205,7 +221,10 @@ impl Custodian {
     pub fn amend(&mut self, trade_id: TradeId) -> Option<Confirmation> {
         let p = self.priced.get_mut(&trade_id)?;
         let new_price = p.amend_to.take()?;
-        assert!(!self.settled.contains(&trade_id), "amendment after settlement");
+        assert!(
+            !self.settled.contains(&trade_id),
+            "amendment after settlement"
+        );
         let before = (p.net_units(), p.net_cash());
         let c = p.confirmation;
         p.confirmation = Confirmation {

@@ -271,7 +271,7 @@ impl World {
     /// account and transfer), and the custodian's and bank's statements as they see that day.
     /// `source` is recorded in the manifest (the command that made it).
     pub fn export_day(&self, source: &str) -> Vec<ExportFile> {
-        let date = self.end_day();
+        let date = self.last_day();
         let mem = self.ledger.mem();
         let manifest = Manifest {
             as_of: date,

@@ -38,8 +38,15 @@ impl Population {
     pub fn new(seed: u64, members: u64, funds: &[FundId]) -> Population {
         assert_eq!(funds.len(), 5, "the profiles are over five funds");
         let mut rng = SimRng::new(seed, Stream::Members);
-        let profiles = (0..members).map(|_| rng.below(MODELS.models.len() as u64) as u8).collect();
-        Population { rng, funds: funds.to_vec(), profiles, next_seq: vec![0; members as usize] }
+        let profiles = (0..members)
+            .map(|_| rng.below(MODELS.models.len() as u64) as u8)
+            .collect();
+        Population {
+            rng,
+            funds: funds.to_vec(),
+            profiles,
+            next_seq: vec![0; members as usize],
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -64,7 +71,12 @@ impl Population {
         let seq = self.next_seq[index];
         self.next_seq[index] += 1;
         let member = Population::member_id(index);
-        Instruction { id: instruction_id(member, seq), member, kind, origin: Origin::Member }
+        Instruction {
+            id: instruction_id(member, seq),
+            member,
+            kind,
+            origin: Origin::Member,
+        }
     }
 
     fn time_in(&mut self, date: Date, from_min: u32, to_min: u32) -> Ts {
@@ -79,7 +91,10 @@ impl Population {
             .map(|i| {
                 let at = self.time_in(date, open - 60, open);
                 let profile = self.profiles[i];
-                (at, self.next_instruction(i, InstructionKind::Onboard { profile }))
+                (
+                    at,
+                    self.next_instruction(i, InstructionKind::Onboard { profile }),
+                )
             })
             .collect()
     }
@@ -96,20 +111,38 @@ impl Population {
     }
 
     /// A fund the member holds available units of, if any (drawn by profile weight).
-    fn held_fund(&mut self, member: MemberId, weights: &[u32; 5], oracle: &Oracle) -> Option<FundId> {
+    fn held_fund(
+        &mut self,
+        member: MemberId,
+        weights: &[u32; 5],
+        oracle: &Oracle,
+    ) -> Option<FundId> {
         let held: Vec<u32> = self
             .funds
             .iter()
             .zip(weights)
-            .map(|(&f, &w)| if oracle.available_units(member, f) > 0 { w.max(1) } else { 0 })
+            .map(|(&f, &w)| {
+                if oracle.available_units(member, f) > 0 {
+                    w.max(1)
+                } else {
+                    0
+                }
+            })
             .collect();
-        held.iter().any(|&w| w > 0).then(|| self.funds[self.rng.weighted(&held)])
+        held.iter()
+            .any(|&w| w > 0)
+            .then(|| self.funds[self.rng.weighted(&held)])
     }
 
     /// One business day of instructions, with their send times. Members size them from what the
     /// model says they hold at the start of the day; whether each is accepted is decided when it
     /// is sent (see `Oracle::submit`).
-    pub fn day(&mut self, date: Date, schedule: &Schedule, oracle: &Oracle) -> Vec<(Ts, Instruction)> {
+    pub fn day(
+        &mut self,
+        date: Date,
+        schedule: &Schedule,
+        oracle: &Oracle,
+    ) -> Vec<(Ts, Instruction)> {
         let open = schedule.window_open_min;
         let close = schedule.window_close_min;
         // Contributions in the first third of the window, trades after: a trade never races the
@@ -125,22 +158,37 @@ impl Population {
             if self.rng.chance_ppm(CONTRIBUTE_PPM) {
                 let pence = self.rng.between(1_000, 100_000);
                 let at = self.time_in(date, open, split);
-                let instruction = self.next_instruction(i, InstructionKind::Contribute { cash_pence: pence });
+                let instruction =
+                    self.next_instruction(i, InstructionKind::Contribute { cash_pence: pence });
                 out.push((at, instruction));
             }
             if self.rng.chance_ppm(INVEST_PPM) {
                 if let Some(pence) = self.amount(oracle.available_cash(member), 10_000) {
                     let fund = self.funds[self.rng.weighted(&weights)];
                     let at = self.time_in(date, split + 1, close);
-                    let instruction = self.next_instruction(i, InstructionKind::Invest { fund, cash_pence: pence });
+                    let instruction = self.next_instruction(
+                        i,
+                        InstructionKind::Invest {
+                            fund,
+                            cash_pence: pence,
+                        },
+                    );
                     out.push((at, instruction));
                 }
             }
             if self.rng.chance_ppm(SELL_PPM) {
                 if let Some(fund) = self.held_fund(member, &weights, oracle) {
-                    if let Some(units) = self.amount(oracle.available_units(member, fund), 1_000_000) {
+                    if let Some(units) =
+                        self.amount(oracle.available_units(member, fund), 1_000_000)
+                    {
                         let at = self.time_in(date, split + 1, afternoon);
-                        let instruction = self.next_instruction(i, InstructionKind::Sell { fund, units_micro: units });
+                        let instruction = self.next_instruction(
+                            i,
+                            InstructionKind::Sell {
+                                fund,
+                                units_micro: units,
+                            },
+                        );
                         out.push((at, instruction));
                     }
                 }
@@ -153,9 +201,15 @@ impl Population {
                             break f;
                         }
                     };
-                    if let Some(units) = self.amount(oracle.available_units(member, from), 1_000_000) {
+                    if let Some(units) =
+                        self.amount(oracle.available_units(member, from), 1_000_000)
+                    {
                         let at = self.time_in(date, afternoon + 1, close);
-                        let kind = InstructionKind::Switch { from_fund: from, to_fund: to, units_micro: units };
+                        let kind = InstructionKind::Switch {
+                            from_fund: from,
+                            to_fund: to,
+                            units_micro: units,
+                        };
                         out.push((at, self.next_instruction(i, kind)));
                     }
                 }

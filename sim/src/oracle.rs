@@ -21,9 +21,11 @@
 use crate::custodian::Outcome;
 use acme_ledger::chart::{FundId, MemberId};
 use acme_processes::calendar::Date;
-use acme_processes::messages::{Instruction, InstructionId, InstructionKind, InstructionState, Origin};
-use acme_processes::trading::rebalancing::{rebalance_instruction_id, ModelSet};
+use acme_processes::messages::{
+    Instruction, InstructionId, InstructionKind, InstructionState, Origin,
+};
 use acme_processes::money::Price;
+use acme_processes::trading::rebalancing::{rebalance_instruction_id, ModelSet};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,10 +96,18 @@ fn shares_by_largest_remainder(filled: u64, requested: &[u64]) -> Vec<u64> {
     if total == 0 {
         return vec![0; requested.len()];
     }
-    let mut out: Vec<u64> = requested.iter().map(|&r| (filled as u128 * r as u128 / total) as u64).collect();
+    let mut out: Vec<u64> = requested
+        .iter()
+        .map(|&r| (filled as u128 * r as u128 / total) as u64)
+        .collect();
     let mut rest = filled - out.iter().sum::<u64>();
     let mut order: Vec<usize> = (0..requested.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(filled as u128 * requested[i] as u128 % total), i));
+    order.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse(filled as u128 * requested[i] as u128 % total),
+            i,
+        )
+    });
     for i in order {
         if rest == 0 {
             break;
@@ -115,7 +125,10 @@ fn floor_shares(total: u64, weights: &[u64]) -> (Vec<u64>, u64) {
     if sum == 0 {
         return (vec![0; weights.len()], total);
     }
-    let shares: Vec<u64> = weights.iter().map(|&w| (total as u128 * w as u128 / sum) as u64).collect();
+    let shares: Vec<u64> = weights
+        .iter()
+        .map(|&w| (total as u128 * w as u128 / sum) as u64)
+        .collect();
     let given: u64 = shares.iter().sum();
     (shares, total - given)
 }
@@ -137,7 +150,11 @@ impl Oracle {
             InstructionKind::Sell { fund, units_micro } => {
                 self.sell(id, member, fund, units_micro, date);
             }
-            InstructionKind::Switch { from_fund, to_fund, units_micro } => {
+            InstructionKind::Switch {
+                from_fund,
+                to_fund,
+                units_micro,
+            } => {
                 self.switch(id, member, from_fund, to_fund, units_micro, date);
             }
         }
@@ -159,19 +176,42 @@ impl Oracle {
     }
 
     /// Records an invest given on `trade_date`; returns whether the model accepts it.
-    pub fn invest(&mut self, id: InstructionId, member: MemberId, fund: FundId, pence: u64, trade_date: Date) -> bool {
+    pub fn invest(
+        &mut self,
+        id: InstructionId,
+        member: MemberId,
+        fund: FundId,
+        pence: u64,
+        trade_date: Date,
+    ) -> bool {
         let available = self.cash_available.get_mut(&member).expect("onboarded");
         if pence > *available {
             self.expected.insert(id, InstructionState::Rejected);
             return false;
         }
         *available -= pence;
-        self.order(trade_date, fund, ModelOrder { instruction: id, leg: 0, member, kind: Kind::Buy, amount: pence });
+        self.order(
+            trade_date,
+            fund,
+            ModelOrder {
+                instruction: id,
+                leg: 0,
+                member,
+                kind: Kind::Buy,
+                amount: pence,
+            },
+        );
         self.expected.insert(id, InstructionState::Settled);
         true
     }
 
-    fn reserve_units(&mut self, id: InstructionId, member: MemberId, fund: FundId, units: u64) -> bool {
+    fn reserve_units(
+        &mut self,
+        id: InstructionId,
+        member: MemberId,
+        fund: FundId,
+        units: u64,
+    ) -> bool {
         let u = self.units.entry((member, fund)).or_default();
         if units > u.settled - u.reserved {
             self.expected.insert(id, InstructionState::Rejected);
@@ -182,17 +222,42 @@ impl Oracle {
     }
 
     /// Records a sell given on `trade_date`; returns whether the model accepts it.
-    pub fn sell(&mut self, id: InstructionId, member: MemberId, fund: FundId, units: u64, trade_date: Date) -> bool {
+    pub fn sell(
+        &mut self,
+        id: InstructionId,
+        member: MemberId,
+        fund: FundId,
+        units: u64,
+        trade_date: Date,
+    ) -> bool {
         if !self.reserve_units(id, member, fund, units) {
             return false;
         }
-        self.order(trade_date, fund, ModelOrder { instruction: id, leg: 0, member, kind: Kind::Sell, amount: units });
+        self.order(
+            trade_date,
+            fund,
+            ModelOrder {
+                instruction: id,
+                leg: 0,
+                member,
+                kind: Kind::Sell,
+                amount: units,
+            },
+        );
         self.expected.insert(id, InstructionState::Settled);
         true
     }
 
     /// Records a switch given on `trade_date`; returns whether the model accepts it.
-    pub fn switch(&mut self, id: InstructionId, member: MemberId, from: FundId, to: FundId, units: u64, trade_date: Date) -> bool {
+    pub fn switch(
+        &mut self,
+        id: InstructionId,
+        member: MemberId,
+        from: FundId,
+        to: FundId,
+        units: u64,
+        trade_date: Date,
+    ) -> bool {
         if !self.sell(id, member, from, units, trade_date) {
             return false;
         }
@@ -206,7 +271,9 @@ impl Oracle {
 
     /// Settled units of a fund not already being sold.
     pub fn available_units(&self, member: MemberId, fund: FundId) -> u64 {
-        self.units.get(&(member, fund)).map_or(0, |u| u.settled - u.reserved)
+        self.units
+            .get(&(member, fund))
+            .map_or(0, |u| u.settled - u.reserved)
     }
 
     pub fn total_contributed(&self) -> u64 {
@@ -218,7 +285,11 @@ impl Oracle {
     /// treats those orders as rejected.
     pub fn valuation(&mut self, date: Date, outcomes: &BTreeMap<FundId, Outcome>) -> Vec<FundId> {
         let mut unanswered = Vec::new();
-        let keys: Vec<(Date, FundId)> = self.orders.range((date, 0)..=(date, FundId::MAX)).map(|(k, _)| *k).collect();
+        let keys: Vec<(Date, FundId)> = self
+            .orders
+            .range((date, 0)..=(date, FundId::MAX))
+            .map(|(k, _)| *k)
+            .collect();
         for key in keys {
             let orders = self.orders.remove(&key).expect("listed");
             let fund = key.1;
@@ -229,11 +300,16 @@ impl Oracle {
                     }
                     for o in &orders {
                         self.release(o, fund, o.amount);
-                        self.expected.insert(o.instruction, InstructionState::Rejected);
+                        self.expected
+                            .insert(o.instruction, InstructionState::Rejected);
                         self.switches.remove(&o.instruction);
                     }
                 }
-                Some(Outcome::Filled { fill_ppm, price, settle_date }) => {
+                Some(Outcome::Filled {
+                    fill_ppm,
+                    price,
+                    settle_date,
+                }) => {
                     self.trade(date, fund, orders, fill_ppm, price, settle_date);
                 }
             }
@@ -245,16 +321,38 @@ impl Oracle {
     fn release(&mut self, o: &ModelOrder, fund: FundId, unfilled: u64) {
         match o.kind {
             Kind::Buy => *self.cash_available.get_mut(&o.member).expect("member") += unfilled,
-            Kind::Sell => self.units.get_mut(&(o.member, fund)).expect("holding").reserved -= unfilled,
+            Kind::Sell => {
+                self.units
+                    .get_mut(&(o.member, fund))
+                    .expect("holding")
+                    .reserved -= unfilled
+            }
         }
     }
 
-    fn trade(&mut self, date: Date, fund: FundId, orders: Vec<ModelOrder>, fill_ppm: u32, price: Price, settle_date: Date) {
-        let requested = |kind| -> Vec<u64> { orders.iter().filter(|o| o.kind == kind).map(|o| o.amount).collect() };
+    fn trade(
+        &mut self,
+        date: Date,
+        fund: FundId,
+        orders: Vec<ModelOrder>,
+        fill_ppm: u32,
+        price: Price,
+        settle_date: Date,
+    ) {
+        let requested = |kind| -> Vec<u64> {
+            orders
+                .iter()
+                .filter(|o| o.kind == kind)
+                .map(|o| o.amount)
+                .collect()
+        };
         let (buys, sells) = (requested(Kind::Buy), requested(Kind::Sell));
         let buy_fill = (buys.iter().sum::<u64>() as u128 * fill_ppm as u128 / 1_000_000) as u64;
         let sell_fill = (sells.iter().sum::<u64>() as u128 * fill_ppm as u128 / 1_000_000) as u64;
-        let (buy_fills, sell_fills) = (shares_by_largest_remainder(buy_fill, &buys), shares_by_largest_remainder(sell_fill, &sells));
+        let (buy_fills, sell_fills) = (
+            shares_by_largest_remainder(buy_fill, &buys),
+            shares_by_largest_remainder(sell_fill, &sells),
+        );
         let (mut bi, mut si) = (0, 0);
         let mut fills = Vec::with_capacity(orders.len());
         for o in &orders {
@@ -279,10 +377,14 @@ impl Oracle {
                 u.reserved -= f;
             }
             if f == 0 {
-                self.expected.insert(o.instruction, InstructionState::Rejected);
+                self.expected
+                    .insert(o.instruction, InstructionState::Rejected);
                 self.switches.remove(&o.instruction);
             }
-            *self.settling.entry((settle_date, o.member, fund)).or_default() += 1;
+            *self
+                .settling
+                .entry((settle_date, o.member, fund))
+                .or_default() += 1;
         }
         let mut t = ModelTrade {
             fund,
@@ -306,7 +408,12 @@ impl Oracle {
             let units_bought = (t.buy_fill as u128 * 10_000_000_000 / price.0 as u128) as u64;
             let cash_for_sold = (t.sell_fill as u128 * price.0 as u128 / 10_000_000_000) as u64;
             let weights = |kind| -> Vec<u64> {
-                t.orders.iter().zip(&t.fills).filter(|(o, _)| o.kind == kind).map(|(_, &f)| f).collect()
+                t.orders
+                    .iter()
+                    .zip(&t.fills)
+                    .filter(|(o, _)| o.kind == kind)
+                    .map(|(_, &f)| f)
+                    .collect()
             };
             let (buy_shares, units_residual) = floor_shares(units_bought, &weights(Kind::Buy));
             let (sell_shares, cash_residual) = floor_shares(cash_for_sold, &weights(Kind::Sell));
@@ -326,11 +433,17 @@ impl Oracle {
         let apply = |v: &mut u64, x: u64| if sign > 0 { *v += x } else { *v -= x };
         for (o, &p) in t.orders.iter().zip(&t.proceeds) {
             match o.kind {
-                Kind::Buy => apply(&mut self.units.entry((o.member, t.fund)).or_default().pending, p),
+                Kind::Buy => apply(
+                    &mut self.units.entry((o.member, t.fund)).or_default().pending,
+                    p,
+                ),
                 Kind::Sell => apply(self.cash_pending.entry(o.member).or_default(), p),
             }
         }
-        apply(&mut self.rounding_units.entry(t.fund).or_default().pending, t.units_residual);
+        apply(
+            &mut self.rounding_units.entry(t.fund).or_default().pending,
+            t.units_residual,
+        );
         apply(&mut self.rounding_cash.pending, t.cash_residual);
     }
 
@@ -341,7 +454,10 @@ impl Oracle {
 
     /// The custodian amended the price of the trade of `fund` on `date`.
     pub fn amend(&mut self, date: Date, fund: FundId, price: Price) {
-        let mut t = self.trades.remove(&(date, fund)).expect("amending a priced trade");
+        let mut t = self
+            .trades
+            .remove(&(date, fund))
+            .expect("amending a priced trade");
         self.book(&mut t, price, -1);
         self.book(&mut t, price, 1);
         self.trades.insert((date, fund), t);
@@ -349,7 +465,12 @@ impl Oracle {
 
     /// Settlement day `date`: trades due settle; a settled switch sale buys its target fund today.
     pub fn settlement(&mut self, date: Date) {
-        let due: Vec<(Date, FundId)> = self.trades.iter().filter(|(_, t)| t.settle_date == date).map(|(k, _)| *k).collect();
+        let due: Vec<(Date, FundId)> = self
+            .trades
+            .iter()
+            .filter(|(_, t)| t.settle_date == date)
+            .map(|(k, _)| *k)
+            .collect();
         for key in due {
             let t = self.trades.remove(&key).expect("listed");
             for (o, &p) in t.orders.iter().zip(&t.proceeds) {
@@ -359,17 +480,24 @@ impl Oracle {
                         u.pending -= p;
                         u.settled += p;
                     }
-                    Kind::Sell => match {
+                    Kind::Sell => {
                         *self.cash_pending.get_mut(&o.member).expect("booked") -= p;
-                        self.switches.remove(&o.instruction)
-                    } {
-                        Some((member, to)) if p > 0 && o.leg == 0 => self.order(
-                            date,
-                            to,
-                            ModelOrder { instruction: o.instruction, leg: 1, member, kind: Kind::Buy, amount: p },
-                        ),
-                        _ => *self.cash_available.get_mut(&o.member).expect("member") += p,
-                    },
+                        let switch = self.switches.remove(&o.instruction);
+                        match switch {
+                            Some((member, to)) if p > 0 && o.leg == 0 => self.order(
+                                date,
+                                to,
+                                ModelOrder {
+                                    instruction: o.instruction,
+                                    leg: 1,
+                                    member,
+                                    kind: Kind::Buy,
+                                    amount: p,
+                                },
+                            ),
+                            _ => *self.cash_available.get_mut(&o.member).expect("member") += p,
+                        }
+                    }
                 }
             }
             let r = self.rounding_units.get_mut(&t.fund).expect("booked");
@@ -394,7 +522,10 @@ impl Oracle {
 
     /// How many trades of (member, fund) settle on `date`.
     pub fn settling(&self, date: Date, member: MemberId, fund: FundId) -> u32 {
-        self.settling.get(&(date, member, fund)).copied().unwrap_or(0)
+        self.settling
+            .get(&(date, member, fund))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Every (member, fund) the model holds units for, in order.
@@ -414,14 +545,27 @@ impl Oracle {
     /// holdings by the business rule (see `acme_processes::trading::rebalancing` for its
     /// statement; this is a separate implementation of it). Returns the switches as
     /// instructions; the caller submits them for `trade_date`.
-    pub fn rebalance(&mut self, date: Date, prices: &BTreeMap<FundId, Price>, set: &ModelSet) -> Vec<Instruction> {
+    pub fn rebalance(
+        &mut self,
+        date: Date,
+        prices: &BTreeMap<FundId, Price>,
+        set: &ModelSet,
+    ) -> Vec<Instruction> {
         let mut out = Vec::new();
-        let busy_cash: std::collections::BTreeSet<MemberId> =
-            self.cash_pending.iter().filter(|(_, &p)| p > 0).map(|(&m, _)| m).collect();
+        let busy_cash: std::collections::BTreeSet<MemberId> = self
+            .cash_pending
+            .iter()
+            .filter(|(_, &p)| p > 0)
+            .map(|(&m, _)| m)
+            .collect();
         for (&member, &profile) in &self.profiles {
-            let Some(model) = set.models.get(profile as usize) else { continue };
+            let Some(model) = set.models.get(profile as usize) else {
+                continue;
+            };
             let holdings: Vec<Units> = set.funds.iter().map(|&f| self.units(member, f)).collect();
-            if busy_cash.contains(&member) || holdings.iter().any(|u| u.pending > 0 || u.reserved > 0) {
+            if busy_cash.contains(&member)
+                || holdings.iter().any(|u| u.pending > 0 || u.reserved > 0)
+            {
                 continue;
             }
             let values: Vec<i128> = set
@@ -434,7 +578,11 @@ impl Oracle {
             if total < set.min_value_pence as i128 {
                 continue;
             }
-            let targets: Vec<i128> = model.target_bp.iter().map(|&t| total * t as i128 / 10_000).collect();
+            let targets: Vec<i128> = model
+                .target_bp
+                .iter()
+                .map(|&t| total * t as i128 / 10_000)
+                .collect();
             let drifted = values
                 .iter()
                 .zip(&model.target_bp)
@@ -455,19 +603,26 @@ impl Oracle {
                     }
                     best
                 };
-                let (Some(from), Some(to)) = (pick(1), pick(-1)) else { break };
+                let (Some(from), Some(to)) = (pick(1), pick(-1)) else {
+                    break;
+                };
                 let amount = gap[from].min(-gap[to]);
                 gap[from] -= amount;
                 gap[to] += amount;
                 let fund = set.funds[from];
-                let units = ((amount * 10_000_000_000) / prices[&fund].0 as i128).min(holdings[from].settled as i128) as u64;
+                let units = ((amount * 10_000_000_000) / prices[&fund].0 as i128)
+                    .min(holdings[from].settled as i128) as u64;
                 if units == 0 {
                     continue;
                 }
                 out.push(Instruction {
                     id: rebalance_instruction_id(member, date, index),
                     member,
-                    kind: InstructionKind::Switch { from_fund: fund, to_fund: set.funds[to], units_micro: units },
+                    kind: InstructionKind::Switch {
+                        from_fund: fund,
+                        to_fund: set.funds[to],
+                        units_micro: units,
+                    },
                     origin: Origin::Rebalancing,
                 });
                 index += 1;

@@ -79,9 +79,22 @@ impl Summary {
             .filter(|(_, &n)| n > 0)
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        let kinds: Vec<String> = self.instructions_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        let _ = writeln!(s, "instructions   {} ({})", kinds.join(", "), states.join(", "));
-        let trades: Vec<String> = self.trades.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let kinds: Vec<String> = self
+            .instructions_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "instructions   {} ({})",
+            kinds.join(", "),
+            states.join(", ")
+        );
+        let trades: Vec<String> = self
+            .trades
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         let _ = writeln!(
             s,
             "trades         {} member orders in {} external trades ({})",
@@ -97,7 +110,11 @@ impl Summary {
         let _ = writeln!(
             s,
             "events         {} ({} messages, {} duplicates dropped, {} crashes, {} redeliveries)",
-            self.events, self.messages_sent, self.duplicates_dropped, self.crashes, self.redeliveries
+            self.events,
+            self.messages_sent,
+            self.duplicates_dropped,
+            self.crashes,
+            self.redeliveries
         );
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
         if self.ok() {
@@ -105,7 +122,11 @@ impl Summary {
         } else {
             let _ = writeln!(s, "VIOLATIONS     {}", self.violation_count);
             for v in self.violations.iter().take(20) {
-                let _ = writeln!(s, "  [{}] {} (after {}, t={})", v.invariant, v.detail, v.event, v.at);
+                let _ = writeln!(
+                    s,
+                    "  [{}] {} (after {}, t={})",
+                    v.invariant, v.detail, v.event, v.at
+                );
             }
             let _ = writeln!(s, "reproduce with: {}", self.reproduce());
         }

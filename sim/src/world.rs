@@ -19,15 +19,17 @@ use acme_ledger::{
     Account, AccountFilter, Clock, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
     MemLedger, QueryFilter, Transfer,
 };
-use acme_processes::trading::{
-    aggregation::Aggregation, intake::Intake, pricing::Pricing, rebalancing::Rebalancing, settlement::Settlement,
-};
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
 use acme_processes::host::{Delivery, Drained, Host, Io};
 use acme_processes::messages::{
-    msg_id, Advance, Instruction, InstructionKind, Origin, InstructionState, Message, MsgKind, TradeId,
+    msg_id, Advance, Instruction, InstructionKind, InstructionState, Message, MsgKind, Origin,
+    TradeId,
 };
 use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Service};
+use acme_processes::trading::{
+    aggregation::Aggregation, intake::Intake, pricing::Pricing, rebalancing::Rebalancing,
+    settlement::Settlement,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +99,11 @@ enum Event {
     DayStart(Date),
     MemberSend(Instruction),
     Deliver(Envelope),
-    Timer { service: Service, timer_id: u64, incarnation: u64 },
+    Timer {
+        service: Service,
+        timer_id: u64,
+        incarnation: u64,
+    },
     CutOffJob(Date),
     Valuation(Date),
     SettlementDay(Date),
@@ -175,7 +181,11 @@ impl SimLedger {
             .map(|t| t.pending_id)
             .collect();
         if !implicit.is_empty() {
-            for p in self.inner.lookup_transfers(&implicit).expect("ledger reachable") {
+            for p in self
+                .inner
+                .lookup_transfers(&implicit)
+                .expect("ledger reachable")
+            {
                 self.touched.insert(p.debit_account_id);
                 self.touched.insert(p.credit_account_id);
             }
@@ -184,7 +194,9 @@ impl SimLedger {
 
     /// The embedded ledger (export and the end-of-day reconciliation read it directly).
     pub fn mem(&self) -> &MemLedger {
-        self.inner.as_mem().expect("this run is on the embedded ledger")
+        self.inner
+            .as_mem()
+            .expect("this run is on the embedded ledger")
     }
 
     /// Every account.
@@ -194,14 +206,23 @@ impl SimLedger {
 }
 
 impl Ledger for SimLedger {
-    fn create_accounts(&mut self, batch: &[Account]) -> Result<Vec<CreateAccountResult>, LedgerError> {
+    fn create_accounts(
+        &mut self,
+        batch: &[Account],
+    ) -> Result<Vec<CreateAccountResult>, LedgerError> {
         self.inner.create_accounts(batch)
     }
-    fn create_transfers(&mut self, batch: &[Transfer]) -> Result<Vec<CreateTransferResult>, LedgerError> {
+    fn create_transfers(
+        &mut self,
+        batch: &[Transfer],
+    ) -> Result<Vec<CreateTransferResult>, LedgerError> {
         self.note(batch);
         self.transfers_submitted += batch.len() as u64;
         let results = self.inner.create_transfers(batch)?;
-        self.transfers_applied += results.iter().filter(|r| **r == CreateTransferResult::Ok).count() as u64;
+        self.transfers_applied += results
+            .iter()
+            .filter(|r| **r == CreateTransferResult::Ok)
+            .count() as u64;
         Ok(results)
     }
     fn lookup_accounts(&mut self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
@@ -210,7 +231,10 @@ impl Ledger for SimLedger {
     fn lookup_transfers(&mut self, ids: &[u128]) -> Result<Vec<Transfer>, LedgerError> {
         self.inner.lookup_transfers(ids)
     }
-    fn get_account_transfers(&mut self, filter: &AccountFilter) -> Result<Vec<Transfer>, LedgerError> {
+    fn get_account_transfers(
+        &mut self,
+        filter: &AccountFilter,
+    ) -> Result<Vec<Transfer>, LedgerError> {
         self.inner.get_account_transfers(filter)
     }
     fn query_transfers(&mut self, filter: &QueryFilter) -> Result<Vec<Transfer>, LedgerError> {
@@ -280,7 +304,11 @@ fn bus_send(
         stats.messages_lost += 1;
         return;
     }
-    let copies = if rng.chance_ppm(faults.duplicate_ppm) { 2 } else { 1 };
+    let copies = if rng.chance_ppm(faults.duplicate_ppm) {
+        2
+    } else {
+        1
+    };
     if copies == 2 {
         stats.messages_duplicated += 1;
     }
@@ -296,20 +324,39 @@ impl Io for WorldIo<'_> {
     }
 
     fn send(&mut self, now: Ts, envelope: Envelope) {
-        if let (Service::Settlement, Message::InstructionsAdvanced { orders, state: InstructionState::Settled }) =
-            (envelope.from, &envelope.body)
+        if let (
+            Service::Settlement,
+            Message::InstructionsAdvanced {
+                orders,
+                state: InstructionState::Settled,
+            },
+        ) = (envelope.from, &envelope.body)
         {
             // The cause of a settlement notice is its trade.
             let trade_id = (envelope.id >> 56) as TradeId;
             self.settled_notices.push((trade_id, orders.clone()));
         }
-        bus_send(now, envelope, self.queue, self.bus_rng, self.faults, self.stats);
+        bus_send(
+            now,
+            envelope,
+            self.queue,
+            self.bus_rng,
+            self.faults,
+            self.stats,
+        );
     }
 
     fn set_timer(&mut self, service: Service, timer_id: u64, at: Ts, incarnation: u64) {
         // A timer re-armed after a restart may be overdue: it fires at once.
         let at = at.max(self.now);
-        self.queue.push(at, Event::Timer { service, timer_id, incarnation });
+        self.queue.push(
+            at,
+            Event::Timer {
+                service,
+                timer_id,
+                incarnation,
+            },
+        );
     }
 
     fn alert(&mut self, now: Ts, alert: Alert) {
@@ -411,7 +458,9 @@ impl World {
                 transfers_submitted: 0,
                 transfers_applied: 0,
             },
-            intake: Host::new(Service::Intake, || Intake::new(FUNDS.to_vec(), MODELS.models.len())),
+            intake: Host::new(Service::Intake, || {
+                Intake::new(FUNDS.to_vec(), MODELS.models.len())
+            }),
             rebalancing: Host::new(Service::Rebalancing, || Rebalancing::new(MODELS)),
             aggregation: Host::new(Service::Aggregation, move || Aggregation::new(schedule)),
             pricing: Host::new(Service::Pricing, Pricing::new),
@@ -439,8 +488,14 @@ impl World {
         world.clock.set(world.now);
         // The house accounts exist before the first day: operations set them up once.
         let house = chart::house_accounts(&FUNDS);
-        let results = world.ledger.create_accounts(&house).expect("embedded ledger");
-        assert!(results.iter().all(|r| *r == CreateAccountResult::Ok), "house accounts: {results:?}");
+        let results = world
+            .ledger
+            .create_accounts(&house)
+            .expect("embedded ledger");
+        assert!(
+            results.iter().all(|r| *r == CreateAccountResult::Ok),
+            "house accounts: {results:?}"
+        );
         world.queue.push(start.at_minute(0), Event::DayStart(start));
         world
     }
@@ -463,7 +518,7 @@ impl World {
     }
 
     /// The last simulated day.
-    pub fn end_day(&self) -> Date {
+    pub fn last_day(&self) -> Date {
         self.last_day
     }
 
@@ -531,7 +586,14 @@ impl World {
     }
 
     fn send(&mut self, envelope: Envelope) {
-        bus_send(self.now, envelope, &mut self.queue, &mut self.bus_rng, &self.cfg.faults, &mut self.stats);
+        bus_send(
+            self.now,
+            envelope,
+            &mut self.queue,
+            &mut self.bus_rng,
+            &self.cfg.faults,
+            &mut self.stats,
+        );
     }
 
     fn apply(&mut self, event: Event) {
@@ -553,7 +615,10 @@ impl World {
                     return;
                 }
                 self.last_day = date;
-                self.queue.push(date.next_day().at_minute(0), Event::DayStart(date.next_day()));
+                self.queue.push(
+                    date.next_day().at_minute(0),
+                    Event::DayStart(date.next_day()),
+                );
                 if !date.is_business_day() {
                     return;
                 }
@@ -568,15 +633,24 @@ impl World {
                 for (at, instruction) in plan {
                     self.queue.push(at, Event::MemberSend(instruction));
                 }
-                self.queue.push(date.at_minute(schedule.cutoff_min), Event::CutOffJob(date));
-                self.queue.push(date.at_minute(schedule.valuation_min), Event::Valuation(date));
+                self.queue
+                    .push(date.at_minute(schedule.cutoff_min), Event::CutOffJob(date));
+                self.queue.push(
+                    date.at_minute(schedule.valuation_min),
+                    Event::Valuation(date),
+                );
                 if date <= self.last_activity_day {
                     // Re-balancing runs after each valuation point of the active days; in the
                     // days after, the run only settles what is open.
-                    self.queue.push(date.at_minute(schedule.valuation_min + 60), Event::RebalanceJob(date));
+                    self.queue.push(
+                        date.at_minute(schedule.valuation_min + 60),
+                        Event::RebalanceJob(date),
+                    );
                 }
-                self.queue.push(date.at_minute(10 * 60), Event::SettlementDay(date));
-                self.queue.push(date.at_minute(23 * 60 + 30), Event::EndOfDay(date));
+                self.queue
+                    .push(date.at_minute(10 * 60), Event::SettlementDay(date));
+                self.queue
+                    .push(date.at_minute(23 * 60 + 30), Event::EndOfDay(date));
             }
             Event::MemberSend(instruction) => {
                 self.stats.instructions_sent += 1;
@@ -601,10 +675,15 @@ impl World {
             Event::Valuation(date) => {
                 let market = &self.market;
                 let answers = self.custodian.value(date, |f| market.close(f, date));
-                let outcomes: BTreeMap<FundId, Outcome> = answers.iter().map(|(t, o)| (t.fund, *o)).collect();
+                let outcomes: BTreeMap<FundId, Outcome> =
+                    answers.iter().map(|(t, o)| (t.fund, *o)).collect();
                 for fund in self.oracle.valuation(date, &outcomes) {
                     let event = format!("valuation {date}");
-                    self.violation("custodian_trades_complete", format!("fund {fund}: orders on {date} never reached the custodian"), &event);
+                    self.violation(
+                        "custodian_trades_complete",
+                        format!("fund {fund}: orders on {date} never reached the custodian"),
+                        &event,
+                    );
                 }
                 for (trade, outcome) in answers {
                     self.stats.external_trades += 1;
@@ -614,11 +693,17 @@ impl World {
                             Message::TradeRejected { trade_id: trade.id }
                         }
                         Outcome::Filled { fill_ppm, .. } => {
-                            let p = *self.custodian.priced_trades().find(|p| p.trade.id == trade.id).expect("priced");
+                            let p = *self
+                                .custodian
+                                .priced_trades()
+                                .find(|p| p.trade.id == trade.id)
+                                .expect("priced");
                             if fill_ppm < 1_000_000 {
                                 *self.trade_counts.entry("partial").or_default() += 1;
                             }
-                            if p.confirmation.units_bought > 0 && p.confirmation.sell_units_filled > 0 {
+                            if p.confirmation.units_bought > 0
+                                && p.confirmation.sell_units_filled > 0
+                            {
                                 *self.trade_counts.entry("crossed").or_default() += 1;
                             }
                             if p.amend_to.is_some() {
@@ -628,14 +713,26 @@ impl World {
                             Message::TradePriced(p.confirmation)
                         }
                     };
-                    let kind = if matches!(body, Message::TradeRejected { .. }) { MsgKind::TradeRejected } else { MsgKind::TradePriced };
-                    self.send(Envelope { id: msg_id(kind, trade.id, 0), from: Service::Custodian, to: Service::Pricing, body });
+                    let kind = if matches!(body, Message::TradeRejected { .. }) {
+                        MsgKind::TradeRejected
+                    } else {
+                        MsgKind::TradePriced
+                    };
+                    self.send(Envelope {
+                        id: msg_id(kind, trade.id, 0),
+                        from: Service::Custodian,
+                        to: Service::Pricing,
+                        body,
+                    });
                 }
             }
             Event::RebalanceJob(date) => {
-                let prices: Vec<(FundId, acme_processes::money::Price)> =
-                    FUNDS.iter().map(|&f| (f, self.market.close(f, date))).collect();
-                let by_fund: BTreeMap<FundId, acme_processes::money::Price> = prices.iter().copied().collect();
+                let prices: Vec<(FundId, acme_processes::money::Price)> = FUNDS
+                    .iter()
+                    .map(|&f| (f, self.market.close(f, date)))
+                    .collect();
+                let by_fund: BTreeMap<FundId, acme_processes::money::Price> =
+                    prices.iter().copied().collect();
                 let trade_date = date.add_business_days(1);
                 for instruction in self.oracle.rebalance(date, &by_fund, &MODELS) {
                     self.oracle.submit(&instruction, trade_date);
@@ -650,7 +747,11 @@ impl World {
             Event::Amend(trade_id) => {
                 if let Some(c) = self.custodian.amend(trade_id) {
                     *self.trade_counts.entry("amended").or_default() += 1;
-                    self.oracle.amend(acme_processes::messages::trade_date(trade_id), acme_processes::messages::trade_fund(trade_id), c.price);
+                    self.oracle.amend(
+                        acme_processes::messages::trade_date(trade_id),
+                        acme_processes::messages::trade_fund(trade_id),
+                        c.price,
+                    );
                     self.send(Envelope {
                         id: msg_id(MsgKind::TradePriced, trade_id, c.revision as u64),
                         from: Service::Custodian,
@@ -662,14 +763,22 @@ impl World {
             Event::SettlementDay(date) => {
                 self.oracle.settlement(date);
                 for p in self.custodian.settle_due(date) {
-                    if p.settle_date > p.trade.trade_date.add_business_days(self.cfg.schedule.settlement_lag_days) {
+                    if p.settle_date
+                        > p.trade
+                            .trade_date
+                            .add_business_days(self.cfg.schedule.settlement_lag_days)
+                    {
                         *self.trade_counts.entry("late_settlement").or_default() += 1;
                     }
                     self.send(Envelope {
                         id: msg_id(MsgKind::TradeSettled, p.trade.id, 0),
                         from: Service::Custodian,
                         to: Service::Settlement,
-                        body: Message::TradeSettled { trade_id: p.trade.id, net_units: p.net_units(), net_cash: p.net_cash() },
+                        body: Message::TradeSettled {
+                            trade_id: p.trade.id,
+                            net_units: p.net_units(),
+                            net_cash: p.net_cash(),
+                        },
                     });
                 }
             }
@@ -679,14 +788,24 @@ impl World {
                 self.stats.messages_delivered += 1;
                 self.deliver(now, envelope);
             }
-            Event::Timer { service, timer_id, incarnation } => {
+            Event::Timer {
+                service,
+                timer_id,
+                incarnation,
+            } => {
                 let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
                 let (_, drained) = match service {
                     Service::Intake => intake.fire_timer(now, timer_id, incarnation, &mut io),
-                    Service::Aggregation => aggregation.fire_timer(now, timer_id, incarnation, &mut io),
+                    Service::Aggregation => {
+                        aggregation.fire_timer(now, timer_id, incarnation, &mut io)
+                    }
                     Service::Pricing => pricing.fire_timer(now, timer_id, incarnation, &mut io),
-                    Service::Settlement => settlement.fire_timer(now, timer_id, incarnation, &mut io),
-                    Service::Rebalancing => rebalancing.fire_timer(now, timer_id, incarnation, &mut io),
+                    Service::Settlement => {
+                        settlement.fire_timer(now, timer_id, incarnation, &mut io)
+                    }
+                    Service::Rebalancing => {
+                        rebalancing.fire_timer(now, timer_id, incarnation, &mut io)
+                    }
                     other => panic!("timer for {other:?}"),
                 };
                 self.after_drain(service, drained);
@@ -722,7 +841,8 @@ impl World {
         match envelope.to {
             Service::Custodian => {
                 if let Message::PlaceTrade(trade) = envelope.body {
-                    let valuation_passed = now >= trade.trade_date.at_minute(self.cfg.schedule.valuation_min);
+                    let valuation_passed =
+                        now >= trade.trade_date.at_minute(self.cfg.schedule.valuation_min);
                     if !self.custodian.place(trade, valuation_passed) {
                         self.stats.duplicates_dropped += 1;
                     }
@@ -745,7 +865,8 @@ impl World {
                     // The broker keeps what a stopped consumer did not take, and offers it again.
                     Delivery::Down => {
                         self.stats.redeliveries += 1;
-                        self.queue.push(now + REDELIVERY_NS, Event::Deliver(envelope_copy));
+                        self.queue
+                            .push(now + REDELIVERY_NS, Event::Deliver(envelope_copy));
                     }
                     _ => {}
                 }
@@ -758,7 +879,8 @@ impl World {
     fn after_drain(&mut self, service: Service, drained: Drained) {
         // A host that is down is restarted by its Restart event, which drains its outbox.
         if drained == Drained::LedgerUnavailable {
-            self.queue.push(self.now + LEDGER_RETRY_NS, Event::RetryLedger(service));
+            self.queue
+                .push(self.now + LEDGER_RETRY_NS, Event::RetryLedger(service));
         }
     }
 
@@ -787,7 +909,11 @@ impl World {
         while self.alerts_seen < self.alerts.len() {
             let (_, alert) = self.alerts[self.alerts_seen].clone();
             self.alerts_seen += 1;
-            self.violation("no_alerts", format!("{}: {}", alert.process, alert.what), event);
+            self.violation(
+                "no_alerts",
+                format!("{}: {}", alert.process, alert.what),
+                event,
+            );
         }
         let touched = std::mem::take(&mut self.ledger.touched);
         self.checker.touched(&mut *self.ledger.inner, &touched);
@@ -807,7 +933,12 @@ impl World {
         let today = Date::of(self.now);
         let pots: BTreeSet<(u64, FundId)> = orders
             .iter()
-            .map(|a| (acme_processes::messages::instruction_member(a.instruction), fund))
+            .map(|a| {
+                (
+                    acme_processes::messages::instruction_member(a.instruction),
+                    fund,
+                )
+            })
             .filter(|&(m, f)| self.oracle.settling(today, m, f) == 1)
             .collect();
         let pots: Vec<(u64, FundId)> = pots.into_iter().collect();
@@ -818,7 +949,10 @@ impl World {
 
     fn compare_units(&mut self, pots: &[(u64, FundId)], with_reserved: bool, event: &str) {
         for chunk in pots.chunks(acme_ledger::BATCH_EVENTS_MAX) {
-            let ids: Vec<u128> = chunk.iter().map(|&(m, f)| chart::member_units(m, f)).collect();
+            let ids: Vec<u128> = chunk
+                .iter()
+                .map(|&(m, f)| chart::member_units(m, f))
+                .collect();
             let found: BTreeMap<u128, Account> = self
                 .ledger
                 .lookup_accounts(&ids)
@@ -830,12 +964,22 @@ impl World {
                 let expected = self.oracle.units(member, fund);
                 let (settled, pending, reserved) = found
                     .get(id)
-                    .map(|a| (a.credits_posted - a.debits_posted, a.credits_pending, a.debits_pending))
+                    .map(|a| {
+                        (
+                            a.credits_posted - a.debits_posted,
+                            a.credits_pending,
+                            a.debits_pending,
+                        )
+                    })
                     .unwrap_or((0, 0, 0));
                 let want = (
                     expected.settled as u128,
                     expected.pending as u128,
-                    if with_reserved { expected.reserved as u128 } else { reserved },
+                    if with_reserved {
+                        expected.reserved as u128
+                    } else {
+                        reserved
+                    },
                 );
                 if (settled, pending, reserved) != want {
                     self.violation(
@@ -870,18 +1014,30 @@ impl World {
         // Nothing in flight: what was posted into the trading accounts is exactly what they have
         // promised out as pending allocation lines (reservations taken for tomorrow's trades are
         // pending credits and do not count).
-        for ledger in std::iter::once(LEDGER_CASH_GBP).chain(FUNDS.iter().map(|&f| chart::fund_ledger(f))) {
+        for ledger in
+            std::iter::once(LEDGER_CASH_GBP).chain(FUNDS.iter().map(|&f| chart::fund_ledger(f)))
+        {
             let trading = self.checker.sums(ledger, AccountKind::AcmeTrading);
             if trading.credit_balance_posted() != trading.debits_pending {
-                self.violation("trading_accounts_flat", format!("ledger {ledger}: {trading:?}"), &event);
+                self.violation(
+                    "trading_accounts_flat",
+                    format!("ledger {ledger}: {trading:?}"),
+                    &event,
+                );
             }
         }
         // Oracle (a): the custodian's own books equal the ledger's mirror of them.
         for fund in FUNDS {
             let ledger = chart::fund_ledger(fund);
             let holding = self.custodian.holding(fund);
-            let settled = -self.checker.sums(ledger, AccountKind::CustodianSettled).credit_balance_total();
-            let unsettled = -self.checker.sums(ledger, AccountKind::CustodianUnsettled).credit_balance_total();
+            let settled = -self
+                .checker
+                .sums(ledger, AccountKind::CustodianSettled)
+                .credit_balance_total();
+            let unsettled = -self
+                .checker
+                .sums(ledger, AccountKind::CustodianUnsettled)
+                .credit_balance_total();
             if settled != holding.settled_units || unsettled != holding.pending_units {
                 self.violation(
                     "custodian_books_match_mirror",
@@ -893,8 +1049,14 @@ impl World {
                 );
             }
         }
-        let cash_settled = self.checker.sums(LEDGER_CASH_GBP, AccountKind::CustodianSettled).credit_balance_total();
-        let cash_unsettled = self.checker.sums(LEDGER_CASH_GBP, AccountKind::CustodianUnsettled).credit_balance_total();
+        let cash_settled = self
+            .checker
+            .sums(LEDGER_CASH_GBP, AccountKind::CustodianSettled)
+            .credit_balance_total();
+        let cash_unsettled = self
+            .checker
+            .sums(LEDGER_CASH_GBP, AccountKind::CustodianUnsettled)
+            .credit_balance_total();
         let (paid_settled, paid_pending) = FUNDS.iter().fold((0i128, 0i128), |(s, p), &f| {
             let h = self.custodian.holding(f);
             (s + h.settled_cash_pence, p + h.pending_cash_pence)
@@ -919,7 +1081,12 @@ impl World {
                 .collect();
             for (&(member, expected), id) in chunk.iter().zip(&ids) {
                 let figures = found.get(id).map(|a| {
-                    (a.credits_posted as i128 - a.debits_posted as i128 - a.debits_pending as i128, a.credits_pending)
+                    (
+                        a.credits_posted as i128
+                            - a.debits_posted as i128
+                            - a.debits_pending as i128,
+                        a.credits_pending,
+                    )
                 });
                 let want = (expected as i128, self.oracle.pending_cash(member) as u128);
                 if figures != Some(want) {
@@ -935,12 +1102,27 @@ impl World {
         self.compare_units(&pots, true, &event);
         let mut roundings: Vec<(String, u128, crate::oracle::Rounding)> = FUNDS
             .iter()
-            .map(|&f| (format!("fund {f}"), chart::house(AccountKind::AcmeRounding, chart::fund_ledger(f)), self.oracle.rounding_units(f)))
+            .map(|&f| {
+                (
+                    format!("fund {f}"),
+                    chart::house(AccountKind::AcmeRounding, chart::fund_ledger(f)),
+                    self.oracle.rounding_units(f),
+                )
+            })
             .collect();
-        roundings.push(("cash".to_string(), chart::house(AccountKind::AcmeRounding, LEDGER_CASH_GBP), self.oracle.rounding_cash()));
+        roundings.push((
+            "cash".to_string(),
+            chart::house(AccountKind::AcmeRounding, LEDGER_CASH_GBP),
+            self.oracle.rounding_cash(),
+        ));
         for (what, id, expected) in roundings {
-            let a = self.ledger.lookup_accounts(&[id]).expect("ledger reachable")[0];
-            if a.credits_posted != expected.settled as u128 || a.credits_pending != expected.pending as u128 {
+            let a = self
+                .ledger
+                .lookup_accounts(&[id])
+                .expect("ledger reachable")[0];
+            if a.credits_posted != expected.settled as u128
+                || a.credits_pending != expected.pending as u128
+            {
                 self.violation(
                     "rounding_matches_reference",
                     format!(
@@ -960,13 +1142,20 @@ impl World {
         let mut problems = Vec::new();
         for (id, want) in expected {
             match records.get(id) {
-                None => problems.push(("instruction_terminal", format!("instruction {id:#x} never reached intake"))),
-                Some(r) if !r.state.is_terminal() => {
-                    problems.push(("instruction_terminal", format!("instruction {id:#x} ended {:?}", r.state)))
-                }
+                None => problems.push((
+                    "instruction_terminal",
+                    format!("instruction {id:#x} never reached intake"),
+                )),
+                Some(r) if !r.state.is_terminal() => problems.push((
+                    "instruction_terminal",
+                    format!("instruction {id:#x} ended {:?}", r.state),
+                )),
                 Some(r) if r.state != *want => problems.push((
                     "instruction_outcome_matches_reference",
-                    format!("instruction {id:#x} ended {:?}, reference says {want:?}", r.state),
+                    format!(
+                        "instruction {id:#x} ended {:?}, reference says {want:?}",
+                        r.state
+                    ),
                 )),
                 Some(_) => {}
             }
@@ -974,13 +1163,23 @@ impl World {
         if records.len() != expected.len() {
             problems.push((
                 "instruction_terminal",
-                format!("intake holds {} instructions, members gave {}", records.len(), expected.len()),
+                format!(
+                    "intake holds {} instructions, members gave {}",
+                    records.len(),
+                    expected.len()
+                ),
             ));
         }
         if self.oracle.open_orders() > 0 {
-            problems.push(("custodian_trades_complete", format!("{} orders never valued", self.oracle.open_orders())));
+            problems.push((
+                "custodian_trades_complete",
+                format!("{} orders never valued", self.oracle.open_orders()),
+            ));
         }
-        if self.custodian.unpriced() > 0 || self.custodian.unsettled() > 0 || self.custodian.late_trades > 0 {
+        if self.custodian.unpriced() > 0
+            || self.custodian.unsettled() > 0
+            || self.custodian.late_trades > 0
+        {
             problems.push((
                 "custodian_trades_complete",
                 format!(
@@ -1004,14 +1203,27 @@ impl World {
             .map(|s| (format!("{s:?}").to_lowercase(), 0))
             .collect();
         let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
-        let mut trades: BTreeMap<String, u64> = ["buy", "sell", "switch", "rebalance", "crossed", "external", "rejected", "partial", "amended", "late_settlement"]
-            .iter()
-            .map(|k| (k.to_string(), 0))
-            .collect();
+        let mut trades: BTreeMap<String, u64> = [
+            "buy",
+            "sell",
+            "switch",
+            "rebalance",
+            "crossed",
+            "external",
+            "rejected",
+            "partial",
+            "amended",
+            "late_settlement",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), 0))
+        .collect();
         let mut member_orders = 0;
         let mut partially_filled = 0;
         for r in records.values() {
-            *by_state.entry(format!("{:?}", r.state).to_lowercase()).or_default() += 1;
+            *by_state
+                .entry(format!("{:?}", r.state).to_lowercase())
+                .or_default() += 1;
             let kind = match (&r.kind, r.origin) {
                 (_, Origin::Rebalancing) => "rebalance",
                 (InstructionKind::Onboard { .. }, _) => "onboard",
@@ -1079,7 +1291,16 @@ pub fn ledger_digest(accounts: &[Account]) -> u64 {
     sorted.sort_by_key(|a| a.id);
     let mut h = Fnv64::default();
     for a in sorted {
-        (a.id, a.ledger, a.code, a.flags.0, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+        (
+            a.id,
+            a.ledger,
+            a.code,
+            a.flags.0,
+            a.debits_pending,
+            a.debits_posted,
+            a.credits_pending,
+            a.credits_posted,
+        )
             .hash(&mut h);
     }
     h.finish()
@@ -1089,7 +1310,9 @@ fn describe(event: &Event) -> String {
     match event {
         Event::Deliver(env) => format!("deliver {:?} -> {:?} #{:x}", env.from, env.to, env.id),
         Event::MemberSend(i) => format!("member {} sends instruction {:#x}", i.member, i.id),
-        Event::Timer { service, timer_id, .. } => format!("timer {timer_id:#x} of {service:?}"),
+        Event::Timer {
+            service, timer_id, ..
+        } => format!("timer {timer_id:#x} of {service:?}"),
         other => format!("{other:?}"),
     }
 }

@@ -28,7 +28,13 @@ const FUND: FundId = 1;
 /// The gross outcome of each order: micro-units for a buy, pence for a sell. Pro rata of each
 /// leg's gross proceeds, rounded down: what each member would get with no netting at all.
 fn gross(orders: &[Order], price: Price) -> Vec<u64> {
-    let leg = |side| orders.iter().filter(|o| o.side == side).map(|o| o.amount as u128).sum::<u128>();
+    let leg = |side| {
+        orders
+            .iter()
+            .filter(|o| o.side == side)
+            .map(|o| o.amount as u128)
+            .sum::<u128>()
+    };
     let (cash_in, units_out) = (leg(Side::Buy), leg(Side::Sell));
     let units_bought = custodian_units(cash_in as u64, price) as u128;
     let cash_for_sold = custodian_cash(units_out as u64, price) as u128;
@@ -45,15 +51,31 @@ fn ledger_with_pots(orders: &[Order]) -> MemLedger {
     let mut ledger = MemLedger::new(Arc::new(FixedClock(AtomicU64::new(1))));
     let mut accounts = chart::house_accounts(&[FUND]);
     for o in orders {
-        accounts.push(chart::account(AccountKind::MemberCash, LEDGER_CASH_GBP, o.member));
-        accounts.push(chart::account(AccountKind::MemberUnits, chart::fund_ledger(FUND), o.member));
+        accounts.push(chart::account(
+            AccountKind::MemberCash,
+            LEDGER_CASH_GBP,
+            o.member,
+        ));
+        accounts.push(chart::account(
+            AccountKind::MemberUnits,
+            chart::fund_ledger(FUND),
+            o.member,
+        ));
     }
-    assert!(ledger.create_accounts(&accounts).unwrap().iter().all(|r| r.is_applied()));
+    assert!(ledger
+        .create_accounts(&accounts)
+        .unwrap()
+        .iter()
+        .all(|r| r.is_applied()));
     // Fund every pot from outside, then reserve each order, as intake would.
     let mut funding = Vec::new();
     for (i, o) in orders.iter().enumerate() {
         let (ledger_id, source, target) = match o.side {
-            Side::Buy => (LEDGER_CASH_GBP, chart::house(AccountKind::Bank, LEDGER_CASH_GBP), chart::member_cash(o.member)),
+            Side::Buy => (
+                LEDGER_CASH_GBP,
+                chart::house(AccountKind::Bank, LEDGER_CASH_GBP),
+                chart::member_cash(o.member),
+            ),
             Side::Sell => (
                 chart::fund_ledger(FUND),
                 chart::house(AccountKind::CustodianSettled, chart::fund_ledger(FUND)),
@@ -70,9 +92,17 @@ fn ledger_with_pots(orders: &[Order]) -> MemLedger {
             ..Transfer::default()
         });
     }
-    assert!(ledger.create_transfers(&funding).unwrap().iter().all(|r| r.is_applied()));
+    assert!(ledger
+        .create_transfers(&funding)
+        .unwrap()
+        .iter()
+        .all(|r| r.is_applied()));
     let reservations: Vec<Transfer> = orders.iter().map(reservation).collect();
-    assert!(ledger.create_transfers(&reservations).unwrap().iter().all(|r| r.is_applied()));
+    assert!(ledger
+        .create_transfers(&reservations)
+        .unwrap()
+        .iter()
+        .all(|r| r.is_applied()));
     ledger
 }
 

@@ -9,11 +9,26 @@ fn same_seed_same_trace_and_different_seeds_differ() {
     for seed in 1..=20 {
         let a = run(SimConfig::new(seed, 2, 300));
         let b = run(SimConfig::new(seed, 2, 300));
-        assert!(a.ok() && b.ok(), "seed {seed} has violations: {:?}", a.violations);
-        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} is not deterministic");
-        assert_eq!(a.ledger_digest, b.ledger_digest, "seed {seed}: ledgers differ");
+        assert!(
+            a.ok() && b.ok(),
+            "seed {seed} has violations: {:?}",
+            a.violations
+        );
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed} is not deterministic"
+        );
+        assert_eq!(
+            a.ledger_digest, b.ledger_digest,
+            "seed {seed}: ledgers differ"
+        );
         assert_eq!(a.events, b.events);
         hashes.insert(a.trace_hash);
     }
-    assert_eq!(hashes.len(), 20, "20 seeds gave only {} distinct trace hashes", hashes.len());
+    assert_eq!(
+        hashes.len(),
+        20,
+        "20 seeds gave only {} distinct trace hashes",
+        hashes.len()
+    );
 }

@@ -46,7 +46,7 @@ impl Export {
             .filter(|v| v.invariant.starts_with("reconciliation_"))
             .collect();
         assert!(recon.is_empty(), "seed {seed}: {recon:#?}");
-        let date = world.end_day();
+        let date = world.last_day();
         let files = world
             .export_day("test")
             .into_iter()

@@ -25,10 +25,21 @@ fn fifty_seeds_of_five_days_hold_every_invariant() {
         let s = assert_clean(seed, 5, 2_000);
         for (state, n) in &s.instructions_by_state {
             let terminal = matches!(state.as_str(), "settled" | "completed" | "rejected");
-            assert!(terminal || *n == 0, "seed {seed}: {n} instructions ended {state}");
+            assert!(
+                terminal || *n == 0,
+                "seed {seed}: {n} instructions ended {state}"
+            );
         }
-        assert!(s.external_trades >= 20, "seed {seed}: only {} external trades", s.external_trades);
-        assert!(s.member_trades > 1_000, "seed {seed}: only {} member trades", s.member_trades);
+        assert!(
+            s.external_trades >= 20,
+            "seed {seed}: only {} external trades",
+            s.external_trades
+        );
+        assert!(
+            s.member_trades > 1_000,
+            "seed {seed}: only {} member trades",
+            s.member_trades
+        );
         settled += s.instructions_by_state["settled"];
         rejected += s.instructions_by_state["rejected"];
     }
@@ -85,7 +96,17 @@ fn a_hundred_seeds_of_the_whole_trade_lifecycle() {
         }
         partially_filled += s.instructions_partially_filled;
     }
-    for kind in ["buy", "sell", "switch", "crossed", "external", "rejected", "partial", "amended", "late_settlement"] {
+    for kind in [
+        "buy",
+        "sell",
+        "switch",
+        "crossed",
+        "external",
+        "rejected",
+        "partial",
+        "amended",
+        "late_settlement",
+    ] {
         assert!(totals[kind] > 0, "no {kind} over 100 seeds: {totals:?}");
     }
     assert!(partially_filled > 0);

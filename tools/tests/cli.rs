@@ -3,32 +3,75 @@
 use std::process::Command;
 
 fn acme(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_acme")).args(args).output().expect("acme runs")
+    Command::new(env!("CARGO_BIN_EXE_acme"))
+        .args(args)
+        .output()
+        .expect("acme runs")
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = acme(args);
-    assert!(out.status.success(), "acme {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "acme {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
 #[test]
 fn the_same_seed_in_two_processes_gives_the_same_trace_hash() {
-    let args = ["sim", "--seed", "11", "--days", "3", "--members", "500", "--json"];
+    let args = [
+        "sim",
+        "--seed",
+        "11",
+        "--days",
+        "3",
+        "--members",
+        "500",
+        "--json",
+    ];
     let a = json(&args);
     let b = json(&args);
     assert_eq!(a["trace_hash"], b["trace_hash"]);
     assert_eq!(a["ledger_digest"], b["ledger_digest"]);
-    let c = json(&["sim", "--seed", "12", "--days", "3", "--members", "500", "--json"]);
+    let c = json(&[
+        "sim",
+        "--seed",
+        "12",
+        "--days",
+        "3",
+        "--members",
+        "500",
+        "--json",
+    ]);
     assert_ne!(a["trace_hash"], c["trace_hash"]);
 }
 
 #[test]
 fn the_json_summary_has_the_documented_fields() {
-    let v = json(&["sim", "--seed", "2", "--days", "2", "--members", "200", "--json"]);
+    let v = json(&[
+        "sim",
+        "--seed",
+        "2",
+        "--days",
+        "2",
+        "--members",
+        "200",
+        "--json",
+    ]);
     for field in [
-        "seed", "days", "members", "trace_hash", "violations", "instructions_by_state",
-        "member_trades", "external_trades", "transfers", "wall_ms", "ledger_digest",
+        "seed",
+        "days",
+        "members",
+        "trace_hash",
+        "violations",
+        "instructions_by_state",
+        "member_trades",
+        "external_trades",
+        "transfers",
+        "wall_ms",
+        "ledger_digest",
     ] {
         assert!(v.get(field).is_some(), "missing {field}");
     }

@@ -18,14 +18,21 @@ fn make_accounts(n: u64) -> Vec<Account> {
             ledger: 1,
             code: 1,
             // Half the accounts carry a balance limit, as member pots do.
-            flags: if i % 2 == 0 { AccountFlags::NONE } else { AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS },
+            flags: if i % 2 == 0 {
+                AccountFlags::NONE
+            } else {
+                AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS
+            },
             ..Account::default()
         })
         .collect()
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let accounts_n = args.first().copied().unwrap_or(1_000_000);
     let transfers_n = args.get(1).copied().unwrap_or(20_000_000);
 
@@ -34,7 +41,11 @@ fn main() {
     let (per_account_rss, per_account_heap) = {
         let mut ledger = MemLedger::new(Arc::new(WallClock(Instant::now())));
         for chunk in make_accounts(accounts_n).chunks(BATCH_EVENTS_MAX) {
-            assert!(ledger.create_accounts(chunk).unwrap().iter().all(|r| r.is_applied()));
+            assert!(ledger
+                .create_accounts(chunk)
+                .unwrap()
+                .iter()
+                .all(|r| r.is_applied()));
         }
         let rss = rss_bytes().unwrap_or(0).saturating_sub(rss_before) as f64 / accounts_n as f64;
         (rss, ledger.heap_bytes() as f64 / accounts_n as f64)

@@ -15,9 +15,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn main() {
-    let members: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5_000_000);
+    let members: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000_000);
     let set = ModelSet::V1;
-    let prices = [Price(1_250_000), Price(2_500_000), Price(980_000), Price(3_100_000), Price(1_750_000)];
+    let prices = [
+        Price(1_250_000),
+        Price(2_500_000),
+        Price(980_000),
+        Price(3_100_000),
+        Price(1_750_000),
+    ];
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let portfolios: Vec<Portfolio> = (0..members)
         .map(|m| {
@@ -30,11 +39,20 @@ fn main() {
                 let weight = (target + rng.random_range(-1_500..=1_500)).max(0) as u64;
                 *u = (pot_pence as u128 * weight as u128 * 1_000_000 / prices[i].0 as u128) as u64;
             }
-            Portfolio { member: m + 1, profile, units, busy: rng.random_range(0..10) == 0 }
+            Portfolio {
+                member: m + 1,
+                profile,
+                units,
+                busy: rng.random_range(0..10) == 0,
+            }
         })
         .collect();
     let (proposals, secs) = timed(|| plan(&portfolios, &prices, &set));
-    let drifted = proposals.iter().map(|p| p.member).collect::<std::collections::BTreeSet<_>>().len();
+    let drifted = proposals
+        .iter()
+        .map(|p| p.member)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let result = serde_json::json!({
         "members": members,
         "pass_s": secs,

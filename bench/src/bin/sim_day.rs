@@ -7,7 +7,10 @@ use acme_bench::{peak_rss_bytes, timed};
 use acme_sim::{run, SimConfig};
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let members = args.first().copied().unwrap_or(100_000);
     let days = args.get(1).copied().unwrap_or(1) as u32;
     let seed = args.get(2).copied().unwrap_or(1);

@@ -10,7 +10,8 @@
 
 use crate::calendar::{Date, Schedule, Ts};
 use crate::messages::{
-    msg_id, trade_id, Advance, ExternalTrade, InstructionId, InstructionState, Leg, Message, MsgKind, Order, Side,
+    msg_id, trade_id, Advance, ExternalTrade, InstructionId, InstructionState, Leg, Message,
+    MsgKind, Order, Side,
 };
 use crate::process::{Ctx, Effects, Input, Process, Service};
 use acme_ledger::chart::FundId;
@@ -39,7 +40,8 @@ impl Aggregation {
     /// The trade date of an order arriving at `now`.
     pub fn trade_date_for(&self, now: Ts) -> Date {
         let today = Date::of(now);
-        let mut date = if today.is_business_day() && now < today.at_minute(self.schedule.cutoff_min) {
+        let mut date = if today.is_business_day() && now < today.at_minute(self.schedule.cutoff_min)
+        {
             today
         } else {
             today.add_business_days(1)
@@ -58,7 +60,11 @@ impl Aggregation {
         if !self.closed.insert(date) {
             return; // this cut-off ran already
         }
-        let due: Vec<(Date, FundId)> = self.open.range(..=(date, FundId::MAX)).map(|(k, _)| *k).collect();
+        let due: Vec<(Date, FundId)> = self
+            .open
+            .range(..=(date, FundId::MAX))
+            .map(|(k, _)| *k)
+            .collect();
         // One trade per fund: orders of earlier dates whose cut-off never came join this one.
         let mut per_fund: BTreeMap<FundId, Vec<Order>> = BTreeMap::new();
         for key in due {
@@ -67,7 +73,13 @@ impl Aggregation {
         }
         for (fund, mut orders) in per_fund {
             orders.sort_by_key(|o| (o.instruction, o.leg));
-            let leg_total = |side| orders.iter().filter(|o| o.side == side).map(|o| o.amount).sum();
+            let leg_total = |side| {
+                orders
+                    .iter()
+                    .filter(|o| o.side == side)
+                    .map(|o| o.amount)
+                    .sum()
+            };
             let trade = ExternalTrade {
                 id: trade_id(date, fund),
                 fund,
@@ -77,7 +89,12 @@ impl Aggregation {
             };
             let advances: Vec<Advance> = orders
                 .iter()
-                .map(|o| Advance { instruction: o.instruction, leg: o.leg, partial: false, proceeds_pence: 0 })
+                .map(|o| Advance {
+                    instruction: o.instruction,
+                    leg: o.leg,
+                    partial: false,
+                    proceeds_pence: 0,
+                })
                 .collect();
             fx.send(
                 msg_id(MsgKind::TradeBooked, trade.id, 0),
@@ -92,7 +109,11 @@ impl Aggregation {
                 Message::PlaceTrade(trade),
             );
             fx.send(
-                msg_id(MsgKind::InstructionsAdvanced, trade.id, InstructionState::Placed as u64),
+                msg_id(
+                    MsgKind::InstructionsAdvanced,
+                    trade.id,
+                    InstructionState::Placed as u64,
+                ),
                 Service::Aggregation,
                 Service::Intake,
                 Message::InstructionsAdvanced {
@@ -120,7 +141,10 @@ impl Process for Aggregation {
                     return;
                 }
                 let date = self.trade_date_for(ctx.now);
-                self.open.entry((date, order.fund)).or_default().push(*order);
+                self.open
+                    .entry((date, order.fund))
+                    .or_default()
+                    .push(*order);
             }
             Message::CutOff { date } => self.cut_off(*date, fx),
             other => fx.alert("aggregation", format!("unexpected message {other:?}")),

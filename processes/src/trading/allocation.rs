@@ -60,7 +60,10 @@ pub struct Allocation {
 /// request and the shares sum to `filled` exactly. `filled` must not exceed the total requested.
 pub fn largest_remainder(filled: u64, requested: &[u64]) -> Vec<u64> {
     let total: u128 = requested.iter().map(|&r| r as u128).sum();
-    assert!(filled as u128 <= total, "filled {filled} exceeds requested {total}");
+    assert!(
+        filled as u128 <= total,
+        "filled {filled} exceeds requested {total}"
+    );
     if filled as u128 == total {
         return requested.to_vec();
     }
@@ -93,10 +96,20 @@ pub fn largest_remainder(filled: u64, requested: &[u64]) -> Vec<u64> {
 
 /// Allocates a confirmed trade over its orders (in the order given).
 pub fn allocate(trade: &ExternalTrade, orders: &[Order], c: &Confirmation) -> Allocation {
-    assert!(c.buy_cash_filled <= trade.buy_cash_pence, "buy fill above the order");
-    assert!(c.sell_units_filled <= trade.sell_units_micro, "sell fill above the order");
+    assert!(
+        c.buy_cash_filled <= trade.buy_cash_pence,
+        "buy fill above the order"
+    );
+    assert!(
+        c.sell_units_filled <= trade.sell_units_micro,
+        "sell fill above the order"
+    );
     let requested = |side| -> Vec<u64> {
-        orders.iter().filter(|o| o.side == side).map(|o| o.amount).collect()
+        orders
+            .iter()
+            .filter(|o| o.side == side)
+            .map(|o| o.amount)
+            .collect()
     };
     let buy_fills = largest_remainder(c.buy_cash_filled, &requested(Side::Buy));
     let sell_fills = largest_remainder(c.sell_units_filled, &requested(Side::Sell));
@@ -156,7 +169,12 @@ pub fn reservation_id(order: &Order) -> u128 {
         Side::Buy => Step::BuyReserve,
         Side::Sell => Step::SellReserve,
     };
-    transfer_id(step, Domain::Instruction, order.instruction, line_sub(order.leg, 0))
+    transfer_id(
+        step,
+        Domain::Instruction,
+        order.instruction,
+        line_sub(order.leg, 0),
+    )
 }
 
 /// The pending reservation for an order: the member's cash (buy) or units (sell) into ACME's
@@ -220,7 +238,12 @@ pub fn pending_lines(trade: &ExternalTrade, a: &Allocation) -> Vec<Transfer> {
         let sub = line_sub(o.leg, a.revision);
         let t = match o.side {
             Side::Buy => Transfer {
-                id: transfer_id(Step::BuyUnitsAllocate, Domain::Instruction, o.instruction, sub),
+                id: transfer_id(
+                    Step::BuyUnitsAllocate,
+                    Domain::Instruction,
+                    o.instruction,
+                    sub,
+                ),
                 debit_account_id: trading_units,
                 credit_account_id: chart::member_units(o.member, o.fund),
                 ledger: fund_ledger,
@@ -228,7 +251,12 @@ pub fn pending_lines(trade: &ExternalTrade, a: &Allocation) -> Vec<Transfer> {
                 ..Transfer::default()
             },
             Side::Sell => Transfer {
-                id: transfer_id(Step::SellCashAllocate, Domain::Instruction, o.instruction, sub),
+                id: transfer_id(
+                    Step::SellCashAllocate,
+                    Domain::Instruction,
+                    o.instruction,
+                    sub,
+                ),
                 debit_account_id: trading_cash,
                 credit_account_id: chart::member_cash(o.member),
                 ledger: LEDGER_CASH_GBP,
@@ -365,7 +393,9 @@ pub fn booking_transfers(trade: &ExternalTrade, a: &Allocation) -> Vec<Transfer>
         };
         let mut group = vec![settle];
         if line.proceeds > 0 {
-            let p = pending.next().expect("a pending line per order with proceeds");
+            let p = pending
+                .next()
+                .expect("a pending line per order with proceeds");
             assert_eq!(p.user_data_64, o.instruction);
             group.push(*p);
         }
@@ -378,7 +408,11 @@ pub fn booking_transfers(trade: &ExternalTrade, a: &Allocation) -> Vec<Transfer>
 /// The transfers that correct revision `previous` to revision `next` (an amended price): void
 /// every pending line of `previous`, book the pending lines of `next`, and move the change of the
 /// net with the custodian.
-pub fn amendment_transfers(trade: &ExternalTrade, previous: &Allocation, next: &Allocation) -> Vec<Transfer> {
+pub fn amendment_transfers(
+    trade: &ExternalTrade,
+    previous: &Allocation,
+    next: &Allocation,
+) -> Vec<Transfer> {
     assert!(next.revision > previous.revision);
     let mut out = Vec::new();
     for p in pending_lines(trade, previous) {
@@ -440,8 +474,22 @@ mod tests {
             sell_units_micro: 1_000_000,
         };
         let orders = [
-            Order { instruction: 1, leg: 0, member: 1, fund: 1, side: Side::Buy, amount: 1_000 },
-            Order { instruction: 2, leg: 0, member: 2, fund: 1, side: Side::Sell, amount: 1_000_000 },
+            Order {
+                instruction: 1,
+                leg: 0,
+                member: 1,
+                fund: 1,
+                side: Side::Buy,
+                amount: 1_000,
+            },
+            Order {
+                instruction: 2,
+                leg: 0,
+                member: 2,
+                fund: 1,
+                side: Side::Sell,
+                amount: 1_000_000,
+            },
         ];
         // £2.50: £10 buys 4 units; 1 unit fetches 250p.
         let c = Confirmation {
@@ -461,6 +509,10 @@ mod tests {
         let transfers = booking_transfers(&trade, &a);
         // net cash + net units, buy post + pending units, sell post + pending cash.
         assert_eq!(transfers.len(), 6);
-        assert!(!transfers.last().unwrap().flags.contains(TransferFlags::LINKED));
+        assert!(!transfers
+            .last()
+            .unwrap()
+            .flags
+            .contains(TransferFlags::LINKED));
     }
 }

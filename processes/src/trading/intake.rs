@@ -14,8 +14,8 @@ use super::allocation;
 use super::{tag, untag};
 use crate::calendar::NS_PER_MIN;
 use crate::messages::{
-    msg_id, Advance, InstructionId, InstructionKind, InstructionState, Leg, Message, MsgKind, Order,
-    Origin, Side,
+    msg_id, Advance, InstructionId, InstructionKind, InstructionState, Leg, Message, MsgKind,
+    Order, Origin, Side,
 };
 use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
 use acme_ledger::chart::{self, AccountKind, FundId, LEDGER_CASH_GBP};
@@ -54,13 +54,33 @@ impl Record {
         let (fund, side, amount) = match (&self.kind, leg) {
             (InstructionKind::Invest { fund, cash_pence }, 0) => (*fund, Side::Buy, *cash_pence),
             (InstructionKind::Sell { fund, units_micro }, 0) => (*fund, Side::Sell, *units_micro),
-            (InstructionKind::Switch { from_fund, units_micro, .. }, 0) => (*from_fund, Side::Sell, *units_micro),
-            (InstructionKind::Switch { to_fund, .. }, 1) => (*to_fund, Side::Buy, self.proceeds_pence),
+            (
+                InstructionKind::Switch {
+                    from_fund,
+                    units_micro,
+                    ..
+                },
+                0,
+            ) => (*from_fund, Side::Sell, *units_micro),
+            (InstructionKind::Switch { to_fund, .. }, 1) => {
+                (*to_fund, Side::Buy, self.proceeds_pence)
+            }
             _ => return None,
         };
-        Some(Order { instruction: id, leg, member: self.member, fund, side, amount })
+        Some(Order {
+            instruction: id,
+            leg,
+            member: self.member,
+            fund,
+            side,
+            amount,
+        })
     }
 }
+
+/// The instructions of one flush: those of its account batch, and those (with their leg) of its
+/// transfer batch, each in batch order.
+type Flush = (Vec<InstructionId>, Vec<(InstructionId, Leg)>);
 
 pub struct Intake {
     funds: Vec<FundId>,
@@ -71,7 +91,7 @@ pub struct Intake {
     flush_armed: bool,
     flushes: u64,
     /// Per flush, the instructions of its account and transfer batches, in batch order.
-    in_flight: BTreeMap<u64, (Vec<InstructionId>, Vec<(InstructionId, Leg)>)>,
+    in_flight: BTreeMap<u64, Flush>,
 }
 
 impl Intake {
@@ -96,18 +116,30 @@ impl Intake {
         let units_ok = |u: u64| u > 0 && u <= INSTRUCTION_UNITS_MAX;
         let fund_ok = |f: &FundId| self.funds.contains(f);
         match kind {
-            InstructionKind::Onboard { profile } if *profile as usize >= self.profiles => Err("unknown risk profile"),
-            InstructionKind::Onboard { .. } => Ok(()),
-            InstructionKind::Contribute { cash_pence } if !cash_ok(*cash_pence) => Err("cash_pence out of range"),
-            InstructionKind::Invest { cash_pence, .. } if !cash_ok(*cash_pence) => Err("cash_pence out of range"),
-            InstructionKind::Invest { fund, .. } if !fund_ok(fund) => Err("unknown fund"),
-            InstructionKind::Sell { units_micro, .. } if !units_ok(*units_micro) => Err("units_micro out of range"),
-            InstructionKind::Sell { fund, .. } if !fund_ok(fund) => Err("unknown fund"),
-            InstructionKind::Switch { units_micro, .. } if !units_ok(*units_micro) => Err("units_micro out of range"),
-            InstructionKind::Switch { from_fund, to_fund, .. } if !fund_ok(from_fund) || !fund_ok(to_fund) => {
-                Err("unknown fund")
+            InstructionKind::Onboard { profile } if *profile as usize >= self.profiles => {
+                Err("unknown risk profile")
             }
-            InstructionKind::Switch { from_fund, to_fund, .. } if from_fund == to_fund => Err("switch within one fund"),
+            InstructionKind::Onboard { .. } => Ok(()),
+            InstructionKind::Contribute { cash_pence } if !cash_ok(*cash_pence) => {
+                Err("cash_pence out of range")
+            }
+            InstructionKind::Invest { cash_pence, .. } if !cash_ok(*cash_pence) => {
+                Err("cash_pence out of range")
+            }
+            InstructionKind::Invest { fund, .. } if !fund_ok(fund) => Err("unknown fund"),
+            InstructionKind::Sell { units_micro, .. } if !units_ok(*units_micro) => {
+                Err("units_micro out of range")
+            }
+            InstructionKind::Sell { fund, .. } if !fund_ok(fund) => Err("unknown fund"),
+            InstructionKind::Switch { units_micro, .. } if !units_ok(*units_micro) => {
+                Err("units_micro out of range")
+            }
+            InstructionKind::Switch {
+                from_fund, to_fund, ..
+            } if !fund_ok(from_fund) || !fund_ok(to_fund) => Err("unknown fund"),
+            InstructionKind::Switch {
+                from_fund, to_fund, ..
+            } if from_fund == to_fund => Err("switch within one fund"),
             _ => Ok(()),
         }
     }
@@ -124,7 +156,13 @@ impl Intake {
 
     fn advance(&mut self, a: &Advance, state: InstructionState, now: u64, fx: &mut Effects) {
         let Some(record) = self.instructions.get_mut(&a.instruction) else {
-            fx.alert("intake", format!("state {state:?} for unknown instruction {:#x}", a.instruction));
+            fx.alert(
+                "intake",
+                format!(
+                    "state {state:?} for unknown instruction {:#x}",
+                    a.instruction
+                ),
+            );
             return;
         };
         // States only move forward, leg by leg; a late or repeated notice is ignored.
@@ -191,10 +229,16 @@ impl Intake {
             }
         }
         if !accounts.is_empty() {
-            fx.ledger(tag(flush, PHASE_ACCOUNTS, 0), LedgerRequest::CreateAccounts(accounts));
+            fx.ledger(
+                tag(flush, PHASE_ACCOUNTS, 0),
+                LedgerRequest::CreateAccounts(accounts),
+            );
         }
         if !transfers.is_empty() {
-            fx.ledger(tag(flush, PHASE_TRANSFERS, 0), LedgerRequest::CreateTransfers(transfers));
+            fx.ledger(
+                tag(flush, PHASE_TRANSFERS, 0),
+                LedgerRequest::CreateTransfers(transfers),
+            );
         }
         self.in_flight.insert(flush, (account_ids, transfer_ids));
     }
@@ -227,7 +271,9 @@ impl Intake {
             let record = &self.instructions[&id];
             let contribution = matches!(record.kind, InstructionKind::Contribute { .. });
             match result {
-                r if r.is_applied() && contribution => self.set_state(id, InstructionState::Completed),
+                r if r.is_applied() && contribution => {
+                    self.set_state(id, InstructionState::Completed)
+                }
                 r if r.is_applied() => {
                     let order = record.order(id, leg).expect("a trading instruction");
                     self.set_state(id, InstructionState::Reserved);
@@ -245,9 +291,14 @@ impl Intake {
                 CreateTransferResult::ExceedsCredits
                 | CreateTransferResult::CreditAccountNotFound
                 | CreateTransferResult::DebitAccountNotFound
-                | CreateTransferResult::IdAlreadyFailed => self.set_state(id, InstructionState::Rejected),
+                | CreateTransferResult::IdAlreadyFailed => {
+                    self.set_state(id, InstructionState::Rejected)
+                }
                 r => {
-                    fx.alert("intake", format!("instruction {id:#x} leg {leg}: ledger answered {r:?}"));
+                    fx.alert(
+                        "intake",
+                        format!("instruction {id:#x} leg {leg}: ledger answered {r:?}"),
+                    );
                     self.set_state(id, InstructionState::Rejected);
                 }
             }
@@ -256,7 +307,10 @@ impl Intake {
     }
 
     fn retire(&mut self, flush: u64) {
-        let done = self.in_flight.get(&flush).is_some_and(|(a, t)| a.is_empty() && t.is_empty());
+        let done = self
+            .in_flight
+            .get(&flush)
+            .is_some_and(|(a, t)| a.is_empty() && t.is_empty());
         if done {
             self.in_flight.remove(&flush);
         }
@@ -282,7 +336,11 @@ impl Process for Intake {
                             member: instruction.member,
                             kind: instruction.kind.clone(),
                             origin: instruction.origin,
-                            state: if valid.is_ok() { InstructionState::Received } else { InstructionState::Rejected },
+                            state: if valid.is_ok() {
+                                InstructionState::Received
+                            } else {
+                                InstructionState::Rejected
+                            },
                             leg: 0,
                             partial: false,
                             proceeds_pence: 0,
@@ -309,9 +367,16 @@ impl Process for Intake {
             Input::Ledger { tag, reply } => {
                 let (flush, phase, _) = untag(*tag);
                 match (phase, reply) {
-                    (PHASE_ACCOUNTS, LedgerReply::CreateAccounts(r)) => self.on_accounts(flush, r, fx),
-                    (PHASE_TRANSFERS, LedgerReply::CreateTransfers(r)) => self.on_transfers(flush, r, fx),
-                    _ => fx.alert("intake", format!("unexpected ledger reply for tag {tag:#x}")),
+                    (PHASE_ACCOUNTS, LedgerReply::CreateAccounts(r)) => {
+                        self.on_accounts(flush, r, fx)
+                    }
+                    (PHASE_TRANSFERS, LedgerReply::CreateTransfers(r)) => {
+                        self.on_transfers(flush, r, fx)
+                    }
+                    _ => fx.alert(
+                        "intake",
+                        format!("unexpected ledger reply for tag {tag:#x}"),
+                    ),
                 }
             }
         }

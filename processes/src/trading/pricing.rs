@@ -70,7 +70,10 @@ impl Pricing {
     }
 
     pub fn booked_trades(&self) -> usize {
-        self.trades.values().filter(|t| t.stage == Stage::Booked).count()
+        self.trades
+            .values()
+            .filter(|t| t.stage == Stage::Booked)
+            .count()
     }
 
     fn state(&mut self, trade_id: TradeId) -> &mut TradeState {
@@ -85,7 +88,9 @@ impl Pricing {
     /// Moves a trade forward as far as what it has allows.
     fn progress(&mut self, trade_id: TradeId, fx: &mut Effects) {
         let t = self.trades.get_mut(&trade_id).expect("known trade");
-        let Some((trade, orders)) = &t.booked else { return };
+        let Some((trade, orders)) = &t.booked else {
+            return;
+        };
         match t.stage {
             Stage::Waiting => match t.answers.get(&0) {
                 None => {}
@@ -93,26 +98,44 @@ impl Pricing {
                     let voids = orders.iter().map(allocation::void_reservation).collect();
                     t.stage = Stage::Running {
                         phase: PHASE_REJECT,
-                        outstanding: fx.create_transfers_chunked(voids, |i| tag(trade_id, PHASE_REJECT, i)),
+                        outstanding: fx
+                            .create_transfers_chunked(voids, |i| tag(trade_id, PHASE_REJECT, i)),
                     };
                 }
                 Some(Custodian::Priced(c)) => {
-                    if c.buy_cash_filled > trade.buy_cash_pence || c.sell_units_filled > trade.sell_units_micro {
-                        fx.alert("pricing", format!("trade {trade_id:#x}: fill above the order: {c:?}"));
+                    if c.buy_cash_filled > trade.buy_cash_pence
+                        || c.sell_units_filled > trade.sell_units_micro
+                    {
+                        fx.alert(
+                            "pricing",
+                            format!("trade {trade_id:#x}: fill above the order: {c:?}"),
+                        );
                         return;
                     }
                     t.allocation = Some(allocation::allocate(trade, orders, c));
                     let accounts: Vec<Account> = orders
                         .iter()
                         .filter(|o| o.side == Side::Buy)
-                        .map(|o| chart::account(AccountKind::MemberUnits, chart::fund_ledger(o.fund), o.member))
+                        .map(|o| {
+                            chart::account(
+                                AccountKind::MemberUnits,
+                                chart::fund_ledger(o.fund),
+                                o.member,
+                            )
+                        })
                         .collect();
                     let mut chunks = 0;
                     for batch in accounts.chunks(BATCH_EVENTS_MAX) {
-                        fx.ledger(tag(trade_id, PHASE_ACCOUNTS, chunks), LedgerRequest::CreateAccounts(batch.to_vec()));
+                        fx.ledger(
+                            tag(trade_id, PHASE_ACCOUNTS, chunks),
+                            LedgerRequest::CreateAccounts(batch.to_vec()),
+                        );
                         chunks += 1;
                     }
-                    t.stage = Stage::Running { phase: PHASE_ACCOUNTS, outstanding: chunks };
+                    t.stage = Stage::Running {
+                        phase: PHASE_ACCOUNTS,
+                        outstanding: chunks,
+                    };
                     if chunks == 0 {
                         self.book(trade_id, fx);
                     }
@@ -120,20 +143,29 @@ impl Pricing {
             },
             Stage::Booked => {
                 let current = t.allocation.as_ref().expect("booked").revision;
-                let Some((&revision, Custodian::Priced(c))) = t.answers.range(current + 1..).next() else {
+                let Some((&revision, Custodian::Priced(c))) = t.answers.range(current + 1..).next()
+                else {
                     return;
                 };
                 if revision > REVISIONS_MAX {
-                    fx.alert("pricing", format!("trade {trade_id:#x}: amendment {revision} past the limit"));
+                    fx.alert(
+                        "pricing",
+                        format!("trade {trade_id:#x}: amendment {revision} past the limit"),
+                    );
                     return;
                 }
                 let next = allocation::allocate(trade, orders, c);
-                let transfers = allocation::amendment_transfers(trade, t.allocation.as_ref().expect("booked"), &next);
+                let transfers = allocation::amendment_transfers(
+                    trade,
+                    t.allocation.as_ref().expect("booked"),
+                    &next,
+                );
                 let phase = PHASE_AMEND_BASE + revision as u64;
                 t.allocation = Some(next);
                 t.stage = Stage::Running {
                     phase,
-                    outstanding: fx.create_transfers_chunked(transfers, |i| tag(trade_id, phase, i)),
+                    outstanding: fx
+                        .create_transfers_chunked(transfers, |i| tag(trade_id, phase, i)),
                 };
             }
             Stage::Running { .. } | Stage::Released => {}
@@ -143,7 +175,8 @@ impl Pricing {
     fn book(&mut self, trade_id: TradeId, fx: &mut Effects) {
         let t = self.trades.get_mut(&trade_id).expect("known trade");
         let (trade, _) = t.booked.as_ref().expect("booked");
-        let transfers = allocation::booking_transfers(trade, t.allocation.as_ref().expect("allocated"));
+        let transfers =
+            allocation::booking_transfers(trade, t.allocation.as_ref().expect("allocated"));
         t.stage = Stage::Running {
             phase: PHASE_BOOK,
             outstanding: fx.create_transfers_chunked(transfers, |i| tag(trade_id, PHASE_BOOK, i)),
@@ -172,15 +205,25 @@ impl Pricing {
         if !failures.is_empty() {
             // A refusal of a step that was valid when it was built: stop and call a person. The
             // trade stays where it is; nothing half-done is hidden.
-            fx.alert("pricing", format!("trade {trade_id:#x} phase {phase}: {}", failures.join(", ")));
+            fx.alert(
+                "pricing",
+                format!("trade {trade_id:#x} phase {phase}: {}", failures.join(", ")),
+            );
             return;
         }
         let Some(t) = self.trades.get_mut(&trade_id) else {
             fx.alert("pricing", format!("reply for unknown trade {trade_id:#x}"));
             return;
         };
-        let Stage::Running { phase: running, outstanding } = &mut t.stage else {
-            fx.alert("pricing", format!("reply for trade {trade_id:#x} not running"));
+        let Stage::Running {
+            phase: running,
+            outstanding,
+        } = &mut t.stage
+        else {
+            fx.alert(
+                "pricing",
+                format!("reply for trade {trade_id:#x} not running"),
+            );
             return;
         };
         assert_eq!(*running, phase, "reply of another phase");
@@ -195,13 +238,25 @@ impl Pricing {
                 let (_, orders) = t.booked.as_ref().expect("booked");
                 let advances = orders
                     .iter()
-                    .map(|o| Advance { instruction: o.instruction, leg: o.leg, partial: false, proceeds_pence: 0 })
+                    .map(|o| Advance {
+                        instruction: o.instruction,
+                        leg: o.leg,
+                        partial: false,
+                        proceeds_pence: 0,
+                    })
                     .collect();
                 fx.send(
-                    msg_id(MsgKind::InstructionsAdvanced, trade_id, InstructionState::Rejected as u64),
+                    msg_id(
+                        MsgKind::InstructionsAdvanced,
+                        trade_id,
+                        InstructionState::Rejected as u64,
+                    ),
                     Service::Pricing,
                     Service::Intake,
-                    Message::InstructionsAdvanced { orders: advances, state: InstructionState::Rejected },
+                    Message::InstructionsAdvanced {
+                        orders: advances,
+                        state: InstructionState::Rejected,
+                    },
                 );
             }
             _ => {
@@ -236,23 +291,42 @@ impl Pricing {
                 if a.revision == 0 {
                     let priced = filled;
                     fx.send(
-                        msg_id(MsgKind::InstructionsAdvanced, trade_id, InstructionState::Priced as u64),
+                        msg_id(
+                            MsgKind::InstructionsAdvanced,
+                            trade_id,
+                            InstructionState::Priced as u64,
+                        ),
                         Service::Pricing,
                         Service::Intake,
-                        Message::InstructionsAdvanced { orders: priced, state: InstructionState::Priced },
+                        Message::InstructionsAdvanced {
+                            orders: priced,
+                            state: InstructionState::Priced,
+                        },
                     );
                     let unfilled: Vec<Advance> = a
                         .lines
                         .iter()
                         .filter(|l| l.filled == 0)
-                        .map(|l| Advance { instruction: l.order.instruction, leg: l.order.leg, partial: false, proceeds_pence: 0 })
+                        .map(|l| Advance {
+                            instruction: l.order.instruction,
+                            leg: l.order.leg,
+                            partial: false,
+                            proceeds_pence: 0,
+                        })
                         .collect();
                     if !unfilled.is_empty() {
                         fx.send(
-                            msg_id(MsgKind::InstructionsAdvanced, trade_id, InstructionState::Rejected as u64),
+                            msg_id(
+                                MsgKind::InstructionsAdvanced,
+                                trade_id,
+                                InstructionState::Rejected as u64,
+                            ),
                             Service::Pricing,
                             Service::Intake,
-                            Message::InstructionsAdvanced { orders: unfilled, state: InstructionState::Rejected },
+                            Message::InstructionsAdvanced {
+                                orders: unfilled,
+                                state: InstructionState::Rejected,
+                            },
                         );
                     }
                 }
@@ -280,11 +354,17 @@ impl Process for Pricing {
                         trade.id
                     }
                     Message::TradePriced(c) => {
-                        self.state(c.trade_id).answers.entry(c.revision).or_insert(Custodian::Priced(*c));
+                        self.state(c.trade_id)
+                            .answers
+                            .entry(c.revision)
+                            .or_insert(Custodian::Priced(*c));
                         c.trade_id
                     }
                     Message::TradeRejected { trade_id } => {
-                        self.state(*trade_id).answers.entry(0).or_insert(Custodian::Rejected);
+                        self.state(*trade_id)
+                            .answers
+                            .entry(0)
+                            .or_insert(Custodian::Rejected);
                         *trade_id
                     }
                     other => {

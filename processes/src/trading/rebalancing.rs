@@ -21,7 +21,9 @@
 
 use super::tag;
 use crate::calendar::Date;
-use crate::messages::{msg_id, Instruction, InstructionId, InstructionKind, Message, MsgKind, Origin};
+use crate::messages::{
+    msg_id, Instruction, InstructionId, InstructionKind, Message, MsgKind, Origin,
+};
 use crate::money::Price;
 use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
 use acme_ledger::chart::{self, AccountKind, FundId, MemberId, LEDGER_CASH_GBP};
@@ -55,9 +57,18 @@ impl ModelSet {
         version: 1,
         funds: [1, 2, 3, 4, 5],
         models: [
-            Model { name: "cautious", target_bp: [1_000, 1_000, 2_000, 3_000, 3_000] },
-            Model { name: "balanced", target_bp: [2_000, 2_000, 2_000, 2_000, 2_000] },
-            Model { name: "adventurous", target_bp: [4_000, 3_000, 1_500, 1_000, 500] },
+            Model {
+                name: "cautious",
+                target_bp: [1_000, 1_000, 2_000, 3_000, 3_000],
+            },
+            Model {
+                name: "balanced",
+                target_bp: [2_000, 2_000, 2_000, 2_000, 2_000],
+            },
+            Model {
+                name: "adventurous",
+                target_bp: [4_000, 3_000, 1_500, 1_000, 500],
+            },
         ],
         band_bp: 500,
         min_value_pence: 5_000,
@@ -67,7 +78,10 @@ impl ModelSet {
         for (i, m) in self.models.iter().enumerate() {
             let sum: u32 = m.target_bp.iter().sum();
             if sum != 10_000 {
-                return Err(format!("models[{i}] ({}): target_bp sums to {sum}, not 10000", m.name));
+                return Err(format!(
+                    "models[{i}] ({}): target_bp sums to {sum}, not 10000",
+                    m.name
+                ));
             }
         }
         if self.band_bp == 0 || self.band_bp >= 10_000 {
@@ -103,11 +117,18 @@ fn value(units: u64, price: Price) -> u64 {
 }
 
 /// The switches that bring one portfolio back to its model, if it is out of band.
-pub fn plan_one(p: &Portfolio, prices: &[Price; MODEL_FUNDS], set: &ModelSet, out: &mut Vec<Proposal>) {
+pub fn plan_one(
+    p: &Portfolio,
+    prices: &[Price; MODEL_FUNDS],
+    set: &ModelSet,
+    out: &mut Vec<Proposal>,
+) {
     if p.busy {
         return;
     }
-    let Some(model) = set.models.get(p.profile as usize) else { return };
+    let Some(model) = set.models.get(p.profile as usize) else {
+        return;
+    };
     let mut values = [0u64; MODEL_FUNDS];
     let mut total: u64 = 0;
     for i in 0..MODEL_FUNDS {
@@ -132,22 +153,37 @@ pub fn plan_one(p: &Portfolio, prices: &[Price; MODEL_FUNDS], set: &ModelSet, ou
     }
     // Greedy pairing, largest excess with largest shortfall; ties to the lower fund index.
     loop {
-        let over = (0..MODEL_FUNDS).filter(|&i| excess[i] > 0).max_by_key(|&i| (excess[i], std::cmp::Reverse(i)));
-        let under = (0..MODEL_FUNDS).filter(|&i| excess[i] < 0).max_by_key(|&i| (-excess[i], std::cmp::Reverse(i)));
-        let (Some(o), Some(u)) = (over, under) else { break };
+        let over = (0..MODEL_FUNDS)
+            .filter(|&i| excess[i] > 0)
+            .max_by_key(|&i| (excess[i], std::cmp::Reverse(i)));
+        let under = (0..MODEL_FUNDS)
+            .filter(|&i| excess[i] < 0)
+            .max_by_key(|&i| (-excess[i], std::cmp::Reverse(i)));
+        let (Some(o), Some(u)) = (over, under) else {
+            break;
+        };
         let amount = excess[o].min(-excess[u]);
         excess[o] -= amount;
         excess[u] += amount;
         let units = ((amount as u128 * 10_000_000_000) / prices[o].0 as u128) as u64;
         let units = units.min(p.units[o]);
         if units > 0 {
-            out.push(Proposal { member: p.member, from: set.funds[o], to: set.funds[u], units_micro: units });
+            out.push(Proposal {
+                member: p.member,
+                from: set.funds[o],
+                to: set.funds[u],
+                units_micro: units,
+            });
         }
     }
 }
 
 /// One re-balancing pass over many portfolios.
-pub fn plan(portfolios: &[Portfolio], prices: &[Price; MODEL_FUNDS], set: &ModelSet) -> Vec<Proposal> {
+pub fn plan(
+    portfolios: &[Portfolio],
+    prices: &[Price; MODEL_FUNDS],
+    set: &ModelSet,
+) -> Vec<Proposal> {
     let mut out = Vec::new();
     for p in portfolios {
         plan_one(p, prices, set, &mut out);
@@ -188,7 +224,12 @@ pub struct Rebalancing {
 impl Rebalancing {
     pub fn new(set: ModelSet) -> Rebalancing {
         set.validate().expect("valid model set");
-        Rebalancing { set, pass: None, done: Default::default(), proposed: 0 }
+        Rebalancing {
+            set,
+            pass: None,
+            done: Default::default(),
+            proposed: 0,
+        }
     }
 
     fn scan(&mut self, date: Date, page: u64, timestamp_min: u64, fx: &mut Effects) {
@@ -225,9 +266,16 @@ impl Rebalancing {
         for members in accounts.chunks(per_request) {
             let ids = members
                 .iter()
-                .flat_map(|a| funds.iter().map(move |&f| chart::member_units(a.user_data_64, f)))
+                .flat_map(|a| {
+                    funds
+                        .iter()
+                        .map(move |&f| chart::member_units(a.user_data_64, f))
+                })
                 .collect();
-            fx.ledger(tag(date.0 as u64, PHASE_UNITS, page << 8 | chunk), LedgerRequest::LookupAccounts(ids));
+            fx.ledger(
+                tag(date.0 as u64, PHASE_UNITS, page << 8 | chunk),
+                LedgerRequest::LookupAccounts(ids),
+            );
             chunk += 1;
         }
         pass.lookups += chunk;
@@ -245,7 +293,9 @@ impl Rebalancing {
         let pass = self.pass.as_mut().expect("pass running");
         for a in accounts {
             let member = a.user_data_64;
-            let Some(fund) = self.set.funds.iter().position(|&f| f == a.user_data_32) else { continue };
+            let Some(fund) = self.set.funds.iter().position(|&f| f == a.user_data_32) else {
+                continue;
+            };
             let Some(p) = pass.portfolios.get_mut(&member) else {
                 fx.alert("rebalancing", format!("units of unknown member {member}"));
                 continue;
@@ -281,7 +331,11 @@ impl Rebalancing {
                 Message::Instruction(Instruction {
                     id,
                     member: p.member,
-                    kind: InstructionKind::Switch { from_fund: p.from, to_fund: p.to, units_micro: p.units_micro },
+                    kind: InstructionKind::Switch {
+                        from_fund: p.from,
+                        to_fund: p.to,
+                        units_micro: p.units_micro,
+                    },
                     origin: Origin::Rebalancing,
                 }),
             );
@@ -331,7 +385,10 @@ impl Process for Rebalancing {
                 match (phase, reply) {
                     (PHASE_SCAN, LedgerReply::Accounts(a)) => self.on_cash_page(page, a, fx),
                     (PHASE_UNITS, LedgerReply::Accounts(a)) => self.on_units(a, fx),
-                    _ => fx.alert("rebalancing", format!("unexpected ledger reply for tag {tag:#x}")),
+                    _ => fx.alert(
+                        "rebalancing",
+                        format!("unexpected ledger reply for tag {tag:#x}"),
+                    ),
                 }
             }
             Input::Timer { .. } => fx.alert("rebalancing", "unexpected timer".to_string()),
@@ -347,25 +404,47 @@ mod tests {
 
     #[test]
     fn a_pot_on_target_is_left_alone() {
-        let p = Portfolio { member: 1, profile: 1, units: [20_000_000; 5], busy: false };
+        let p = Portfolio {
+            member: 1,
+            profile: 1,
+            units: [20_000_000; 5],
+            busy: false,
+        };
         assert!(plan(&[p], &PRICES, &ModelSet::V1).is_empty());
     }
 
     #[test]
     fn a_pot_all_in_one_fund_is_switched_back_to_its_model() {
         // £100 all in fund 1, balanced profile: £80 goes out, £20 to each other fund.
-        let p = Portfolio { member: 7, profile: 1, units: [100_000_000, 0, 0, 0, 0], busy: false };
+        let p = Portfolio {
+            member: 7,
+            profile: 1,
+            units: [100_000_000, 0, 0, 0, 0],
+            busy: false,
+        };
         let proposals = plan(&[p], &PRICES, &ModelSet::V1);
         assert_eq!(proposals.len(), 4);
         let sold: u64 = proposals.iter().map(|s| s.units_micro).sum();
         assert_eq!(sold, 80_000_000);
-        assert!(proposals.iter().all(|s| s.from == 1 && s.to != 1 && s.units_micro == 20_000_000));
+        assert!(proposals
+            .iter()
+            .all(|s| s.from == 1 && s.to != 1 && s.units_micro == 20_000_000));
     }
 
     #[test]
     fn busy_and_small_pots_are_skipped() {
-        let busy = Portfolio { member: 1, profile: 1, units: [100_000_000, 0, 0, 0, 0], busy: true };
-        let small = Portfolio { member: 2, profile: 1, units: [1_000_000, 0, 0, 0, 0], busy: false };
+        let busy = Portfolio {
+            member: 1,
+            profile: 1,
+            units: [100_000_000, 0, 0, 0, 0],
+            busy: true,
+        };
+        let small = Portfolio {
+            member: 2,
+            profile: 1,
+            units: [1_000_000, 0, 0, 0, 0],
+            busy: false,
+        };
         assert!(plan(&[busy, small], &PRICES, &ModelSet::V1).is_empty());
     }
 

@@ -11,7 +11,9 @@
 //! intake hears of its sale's settlement.
 
 use super::{tag, untag};
-use crate::messages::{msg_id, Advance, ExternalTrade, InstructionId, InstructionState, Message, MsgKind, TradeId};
+use crate::messages::{
+    msg_id, Advance, ExternalTrade, InstructionId, InstructionState, Message, MsgKind, TradeId,
+};
 use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
 use acme_ledger::chart::{self, AccountKind, LEDGER_CASH_GBP};
 use acme_ledger::ids::{decode, transfer_id, with_step, Domain, Step};
@@ -50,9 +52,14 @@ pub struct Settlement {
 }
 
 fn is_line(code: u16) -> bool {
-    [Step::BuyUnitsAllocate, Step::BuyUnitsRounding, Step::SellCashAllocate, Step::SellCashRounding]
-        .iter()
-        .any(|s| s.code() == code)
+    [
+        Step::BuyUnitsAllocate,
+        Step::BuyUnitsRounding,
+        Step::SellCashAllocate,
+        Step::SellCashRounding,
+    ]
+    .iter()
+    .any(|s| s.code() == code)
 }
 
 impl Settlement {
@@ -68,7 +75,9 @@ impl Settlement {
         if self.done.contains(&trade_id) || self.running.contains_key(&trade_id) {
             return;
         }
-        let (Some(a), Some(&(units, cash))) = (self.allocated.get(&trade_id), self.settled.get(&trade_id)) else {
+        let (Some(a), Some(&(units, cash))) =
+            (self.allocated.get(&trade_id), self.settled.get(&trade_id))
+        else {
             return;
         };
         if units != a.net_units || cash != a.net_cash {
@@ -98,12 +107,16 @@ impl Settlement {
         let mut posts = Vec::new();
         for t in transfers {
             let sub = decode(t.id).3;
-            if !t.flags.contains(TransferFlags::PENDING) || !is_line(t.code) || super::allocation::sub_revision(sub) as u64 != revision {
+            if !t.flags.contains(TransferFlags::PENDING)
+                || !is_line(t.code)
+                || super::allocation::sub_revision(sub) as u64 != revision
+            {
                 continue;
             }
             run.found += 1;
             if t.code == Step::SellCashAllocate.code() {
-                run.proceeds.insert((t.user_data_64, t.user_data_32 as u8), t.amount as u64);
+                run.proceeds
+                    .insert((t.user_data_64, t.user_data_32 as u8), t.amount as u64);
             }
             posts.push(Transfer {
                 id: with_step(t.id, Step::SettlePost),
@@ -116,7 +129,10 @@ impl Settlement {
         }
         if !posts.is_empty() {
             run.posts_outstanding += 1;
-            fx.ledger(tag(trade_id, PHASE_POSTS, page), LedgerRequest::CreateTransfers(posts));
+            fx.ledger(
+                tag(trade_id, PHASE_POSTS, page),
+                LedgerRequest::CreateTransfers(posts),
+            );
         }
         if transfers.len() as u64 == QUERY_RESULTS_MAX as u64 {
             let next = transfers.last().expect("full page").timestamp + 1;
@@ -136,7 +152,10 @@ impl Settlement {
         if run.found != a.pending_lines {
             fx.alert(
                 "settlement",
-                format!("trade {trade_id:#x}: found {} pending lines of revision {}, pricing made {}", run.found, a.revision, a.pending_lines),
+                format!(
+                    "trade {trade_id:#x}: found {} pending lines of revision {}, pricing made {}",
+                    run.found, a.revision, a.pending_lines
+                ),
             );
         }
         let fund_ledger = chart::fund_ledger(a.trade.fund);
@@ -187,7 +206,10 @@ impl Settlement {
         if mirror.len() == 2 {
             mirror[0].flags = TransferFlags::LINKED;
         }
-        fx.ledger(tag(trade_id, PHASE_MIRROR, 0), LedgerRequest::CreateTransfers(mirror));
+        fx.ledger(
+            tag(trade_id, PHASE_MIRROR, 0),
+            LedgerRequest::CreateTransfers(mirror),
+        );
     }
 
     fn finish(&mut self, trade_id: TradeId, fx: &mut Effects) {
@@ -199,26 +221,42 @@ impl Settlement {
             .filled
             .into_iter()
             .map(|a| Advance {
-                proceeds_pence: run.proceeds.get(&(a.instruction, a.leg)).copied().unwrap_or(0),
+                proceeds_pence: run
+                    .proceeds
+                    .get(&(a.instruction, a.leg))
+                    .copied()
+                    .unwrap_or(0),
                 ..a
             })
             .collect();
         fx.send(
-            msg_id(MsgKind::InstructionsAdvanced, trade_id, InstructionState::Settled as u64),
+            msg_id(
+                MsgKind::InstructionsAdvanced,
+                trade_id,
+                InstructionState::Settled as u64,
+            ),
             Service::Settlement,
             Service::Intake,
-            Message::InstructionsAdvanced { orders: advances, state: InstructionState::Settled },
+            Message::InstructionsAdvanced {
+                orders: advances,
+                state: InstructionState::Settled,
+            },
         );
     }
 
     fn on_reply(&mut self, tag: u64, reply: &LedgerReply, fx: &mut Effects) {
         let (trade_id, phase, page) = untag(tag);
         if !self.running.contains_key(&trade_id) {
-            fx.alert("settlement", format!("reply for trade {trade_id:#x} not running"));
+            fx.alert(
+                "settlement",
+                format!("reply for trade {trade_id:#x} not running"),
+            );
             return;
         }
         match (phase, reply) {
-            (PHASE_QUERY, LedgerReply::Transfers(transfers)) => self.on_page(trade_id, page, transfers, fx),
+            (PHASE_QUERY, LedgerReply::Transfers(transfers)) => {
+                self.on_page(trade_id, page, transfers, fx)
+            }
             (PHASE_POSTS | PHASE_MIRROR, LedgerReply::CreateTransfers(results)) => {
                 // A replayed chain answers `exists` then `linked_event_failed`: still applied.
                 let failed: Vec<String> = if acme_ledger::batch_applied(results) {
@@ -232,11 +270,17 @@ impl Settlement {
                         .collect()
                 };
                 if !failed.is_empty() {
-                    fx.alert("settlement", format!("trade {trade_id:#x} phase {phase}: {}", failed.join(", ")));
+                    fx.alert(
+                        "settlement",
+                        format!("trade {trade_id:#x} phase {phase}: {}", failed.join(", ")),
+                    );
                     return;
                 }
                 if phase == PHASE_POSTS {
-                    self.running.get_mut(&trade_id).expect("running").posts_outstanding -= 1;
+                    self.running
+                        .get_mut(&trade_id)
+                        .expect("running")
+                        .posts_outstanding -= 1;
                     self.maybe_mirror(trade_id, fx);
                 } else {
                     self.finish(trade_id, fx);
@@ -255,16 +299,38 @@ impl Process for Settlement {
     fn handle(&mut self, _ctx: &Ctx, input: &Input, fx: &mut Effects) {
         match input {
             Input::Message(env) => match &env.body {
-                Message::TradeAllocated { trade, revision, pending_lines, net_units, net_cash, filled } => {
+                Message::TradeAllocated {
+                    trade,
+                    revision,
+                    pending_lines,
+                    net_units,
+                    net_cash,
+                    filled,
+                } => {
                     if self.done.contains(&trade.id) {
-                        fx.alert("settlement", format!("trade {:#x}: revision {revision} after settlement", trade.id));
+                        fx.alert(
+                            "settlement",
+                            format!(
+                                "trade {:#x}: revision {revision} after settlement",
+                                trade.id
+                            ),
+                        );
                         return;
                     }
                     if self.running.contains_key(&trade.id) {
-                        fx.alert("settlement", format!("trade {:#x}: revision {revision} during settlement", trade.id));
+                        fx.alert(
+                            "settlement",
+                            format!(
+                                "trade {:#x}: revision {revision} during settlement",
+                                trade.id
+                            ),
+                        );
                         return;
                     }
-                    let newer = self.allocated.get(&trade.id).is_none_or(|a| a.revision < *revision);
+                    let newer = self
+                        .allocated
+                        .get(&trade.id)
+                        .is_none_or(|a| a.revision < *revision);
                     if newer {
                         self.allocated.insert(
                             trade.id,
@@ -280,9 +346,15 @@ impl Process for Settlement {
                     }
                     self.try_start(trade.id, fx);
                 }
-                Message::TradeSettled { trade_id, net_units, net_cash } => {
+                Message::TradeSettled {
+                    trade_id,
+                    net_units,
+                    net_cash,
+                } => {
                     if !self.done.contains(trade_id) {
-                        self.settled.entry(*trade_id).or_insert((*net_units, *net_cash));
+                        self.settled
+                            .entry(*trade_id)
+                            .or_insert((*net_units, *net_cash));
                         self.try_start(*trade_id, fx);
                     }
                 }
