@@ -24,6 +24,8 @@ pub const INVEST_PPM: u32 = 300_000;
 pub const SELL_PPM: u32 = 60_000;
 /// Chance a member switches on a given day, ppm.
 pub const SWITCH_PPM: u32 = 40_000;
+/// Chance an invest is a round sum (whole tens of pounds), ppm.
+pub const ROUND_SUM_PPM: u32 = 300_000;
 /// Chance an instruction asks for more than the member has, ppm.
 pub const OVERREACH_PPM: u32 = 30_000;
 
@@ -163,7 +165,12 @@ impl Population {
                 out.push((at, instruction));
             }
             if self.rng.chance_ppm(INVEST_PPM) {
-                if let Some(pence) = self.amount(oracle.available_cash(member), 10_000) {
+                if let Some(mut pence) = self.amount(oracle.available_cash(member), 10_000) {
+                    // Many members invest round sums; equal orders also exercise the tie-breaks
+                    // of partial fills.
+                    if pence >= 1_000 && self.rng.chance_ppm(ROUND_SUM_PPM) {
+                        pence -= pence % 1_000;
+                    }
                     let fund = self.funds[self.rng.weighted(&weights)];
                     let at = self.time_in(date, split + 1, close);
                     let instruction = self.next_instruction(

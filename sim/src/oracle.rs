@@ -10,7 +10,8 @@
 //! - it trades on the business day it was given (members instruct inside the window); a
 //!   switch's purchase trades on the day its sale settles, for exactly the sale's proceeds;
 //! - per fund and trade date, every order is traded *gross*, as if alone at the custodian: the
-//!   custodian fills each leg by `fill_ppm`; the fills are shared by largest remainder; the
+//!   custodian fills each leg by `fill_ppm`; the fills are shared by largest remainder (ties to
+//!   the lower instruction id); the
 //!   buy leg buys `floor(cash * 10^10 / price)` micro-units and the sell leg fetches
 //!   `floor(units * price / 10^10)` pence, shared `floor(total * own / total_fill)`; residuals are
 //!   ACME's rounding;
@@ -334,11 +335,13 @@ impl Oracle {
         &mut self,
         date: Date,
         fund: FundId,
-        orders: Vec<ModelOrder>,
+        mut orders: Vec<ModelOrder>,
         fill_ppm: u32,
         price: Price,
         settle_date: Date,
     ) {
+        // The rule breaks ties in a partial fill in favour of the lower instruction id.
+        orders.sort_by_key(|o| (o.instruction, o.leg));
         let requested = |kind| -> Vec<u64> {
             orders
                 .iter()
