@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "acme", version, about = "ACME Master Trust ledger and process platform")]
+#[command(
+    name = "acme",
+    version,
+    about = "ACME Master Trust ledger and process platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,7 +60,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -75,16 +83,26 @@ fn sim(args: SimArgs) -> ExitCode {
     let mut world = acme_sim::World::new(cfg);
     let mut summary: Summary = world.run_to_end();
     if let Some(dir) = &args.export {
-        let source = format!("acme sim --seed {} --days {} --members {}", args.seed, args.days, args.members);
+        let source = format!(
+            "acme sim --seed {} --days {} --members {}",
+            args.seed, args.days, args.members
+        );
         if let Err(e) = recon::write_export(dir, &world.export_day(&source)) {
             eprintln!("acme sim: export: {e}");
             return ExitCode::from(1);
         }
-        eprintln!("acme sim: exported {} under {}", world.last_day(), dir.display());
+        eprintln!(
+            "acme sim: exported {} under {}",
+            world.last_day(),
+            dir.display()
+        );
     }
     summary.wall_ms = started.elapsed().as_millis() as u64;
     if args.json {
-        println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+        println!(
+            "{}",
+            serde_json::to_string(&summary).expect("summary serialises")
+        );
     } else {
         print!("{}", summary.human());
     }
