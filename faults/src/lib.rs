@@ -1,9 +1,14 @@
 //! The fault catalogue: what can go wrong in the simulated world, and at what rate, for one seed.
 //!
-//! A [`FaultPlan`] is data, drawn from the seed (or chosen on the command line), and consulted by
-//! the simulator's bus, hosts and custodian. Rates are integers in parts per million so that no
-//! float ever decides an outcome. This first version carries message delay, loss and duplication;
-//! crashes, partitions and custodian faults join the catalogue as the simulator grows.
+//! A [`FaultPlan`] is data, drawn from the seed ([`FaultPlan::swarm`]) or chosen by name
+//! ([`FaultPlan::named`]), and consulted by the simulator's bus, hosts, custodian and scheduler.
+//! Rates are integers in parts per million so that no float ever decides an outcome. Swarm testing
+//! (as in TigerBeetle's VOPR): each seed switches each fault on or off and draws its rate, so the
+//! runs of many seeds explore combinations no hand-written plan would.
+//!
+//! The simulator applies a plan only in the chaos phase (the days of member activity); in the
+//! liveness phase that follows, faults stop, crashed processes are restarted, and everything
+//! accepted must reach a terminal state within a bounded number of days.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,38 +17,93 @@ pub type Ppm = u32;
 pub const PPM: Ppm = 1_000_000;
 
 /// The faults of one run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FaultPlan {
     /// Shortest delivery delay of a message, milliseconds.
     pub delay_min_ms: u64,
-    /// Longest delivery delay of a message, milliseconds.
+    /// Longest ordinary delivery delay of a message, milliseconds (messages overtake each other).
     pub delay_max_ms: u64,
-    /// Chance that a message is lost on the way.
+    /// Chance that a message is lost on the way (its sender sends it again when no
+    /// acknowledgement comes; the custodian does not, and is chased).
     pub loss_ppm: Ppm,
     /// Chance that a message is delivered twice.
     pub duplicate_ppm: Ppm,
-    /// Chance that a platform process crashes at an effect boundary (before each effect it
-    /// carries out), losing everything it held in memory.
+    /// Chance that a message is held up far longer than usual (reordering across minutes).
+    pub delay_spike_ppm: Ppm,
+    /// Longest held-up delay, milliseconds.
+    pub delay_spike_max_ms: u64,
+    /// Chance that a platform process crashes at an effect boundary (before an effect, or after
+    /// the ledger applied a request whose answer is then lost), losing everything in memory.
     pub crash_ppm: Ppm,
     /// How long a crashed process stays down, milliseconds.
     pub restart_delay_ms: u64,
+    /// Chance that the custodian never sends a confirmation or settlement notice by itself
+    /// (only when chased).
+    pub custodian_silent_ppm: Ppm,
+    /// Chance that the custodian sends a confirmation or settlement notice late.
+    pub custodian_late_ppm: Ppm,
+    /// Longest such lateness, minutes.
+    pub custodian_late_max_min: u64,
+    /// Chance, per business morning, that the custodian is unreachable for a while.
+    pub custodian_outage_ppm: Ppm,
+    /// Longest outage, minutes (outages start at 06:30, around its settlement run).
+    pub custodian_outage_max_min: u64,
+    /// Chance that a scheduled job (cut-off, re-balancing) fires late.
+    pub job_late_ppm: Ppm,
+    /// Longest lateness of a job, minutes.
+    pub job_late_max_min: u64,
+    /// Chance that a scheduled job fires twice.
+    pub job_twice_ppm: Ppm,
 }
 
+/// The plan names `--faults` takes.
+pub const PLAN_NAMES: [&str; 3] = ["none", "default", "swarm"];
+
 impl FaultPlan {
-    /// Reliable delivery with small seeded delays: the baseline of the foundation simulation.
+    /// Reliable delivery with small seeded delays (messages still overtake each other).
     pub fn none() -> FaultPlan {
         FaultPlan {
             delay_min_ms: 1,
             delay_max_ms: 2_000,
             loss_ppm: 0,
             duplicate_ppm: 0,
+            delay_spike_ppm: 0,
+            delay_spike_max_ms: 0,
             crash_ppm: 0,
             restart_delay_ms: 1_000,
+            custodian_silent_ppm: 0,
+            custodian_late_ppm: 0,
+            custodian_late_max_min: 0,
+            custodian_outage_ppm: 0,
+            custodian_outage_max_min: 0,
+            job_late_ppm: 0,
+            job_late_max_min: 0,
+            job_twice_ppm: 0,
         }
     }
 
-    /// Duplicated messages and process crashes at effect boundaries, at the given rates; no
-    /// loss (lost messages need the chasing that a later fault plan brings).
+    /// Every fault on, at moderate rates.
+    pub fn default_faults() -> FaultPlan {
+        FaultPlan {
+            loss_ppm: 20_000,
+            duplicate_ppm: 20_000,
+            delay_spike_ppm: 10_000,
+            delay_spike_max_ms: 120_000,
+            crash_ppm: 5_000,
+            restart_delay_ms: 2_000,
+            custodian_silent_ppm: 50_000,
+            custodian_late_ppm: 100_000,
+            custodian_late_max_min: 120,
+            custodian_outage_ppm: 100_000,
+            custodian_outage_max_min: 120,
+            job_late_ppm: 100_000,
+            job_late_max_min: 20,
+            job_twice_ppm: 100_000,
+            ..FaultPlan::none()
+        }
+    }
+
+    /// Duplicated messages and process crashes at effect boundaries, at the given rates.
     pub fn crashes_and_duplicates(crash_ppm: Ppm, duplicate_ppm: Ppm) -> FaultPlan {
         FaultPlan {
             crash_ppm,
@@ -52,21 +112,156 @@ impl FaultPlan {
         }
     }
 
+    /// The swarm plan of a seed: each fault on or off by a coin, its rate drawn in its range.
+    /// Deterministic in the seed; independent of everything else the seed draws.
+    pub fn swarm(seed: u64) -> FaultPlan {
+        let mut r = SplitMix(seed ^ 0x5357_4152_4D21);
+        let mut maybe = |max: Ppm| -> Ppm {
+            if r.next().is_multiple_of(2) {
+                0
+            } else {
+                1 + (r.next() % max as u64) as Ppm
+            }
+        };
+        let loss_ppm = maybe(50_000);
+        let duplicate_ppm = maybe(50_000);
+        let delay_spike_ppm = maybe(30_000);
+        let crash_ppm = maybe(10_000);
+        let custodian_silent_ppm = maybe(200_000);
+        let custodian_late_ppm = maybe(300_000);
+        let custodian_outage_ppm = maybe(300_000);
+        let job_late_ppm = maybe(300_000);
+        let job_twice_ppm = maybe(300_000);
+        let mut r = SplitMix(seed ^ 0x4C49_4D49_5453);
+        FaultPlan {
+            delay_min_ms: 1,
+            delay_max_ms: 500 + r.next() % 4_500,
+            loss_ppm,
+            duplicate_ppm,
+            delay_spike_ppm,
+            delay_spike_max_ms: 10_000 + r.next() % 290_000,
+            crash_ppm,
+            restart_delay_ms: 100 + r.next() % 10_000,
+            custodian_silent_ppm,
+            custodian_late_ppm,
+            custodian_late_max_min: 10 + r.next() % 170,
+            custodian_outage_ppm,
+            custodian_outage_max_min: 10 + r.next() % 170,
+            job_late_ppm,
+            job_late_max_min: 1 + r.next() % 25,
+            job_twice_ppm,
+        }
+    }
+
+    /// A plan by its name (`none`, `default`, `swarm`, the latter drawn from `seed`).
+    pub fn named(name: &str, seed: u64) -> Result<FaultPlan, String> {
+        match name {
+            "none" => Ok(FaultPlan::none()),
+            "default" => Ok(FaultPlan::default_faults()),
+            "swarm" => Ok(FaultPlan::swarm(seed)),
+            other => Err(format!(
+                "faults: `{other}` is not one of {}",
+                PLAN_NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// The plan without faults, keeping the ordinary delays: the liveness phase.
+    pub fn calm(&self) -> FaultPlan {
+        FaultPlan {
+            delay_min_ms: self.delay_min_ms,
+            delay_max_ms: self.delay_max_ms,
+            ..FaultPlan::none()
+        }
+    }
+
+    /// Which faults are on, and at what rate, one line each (for the start of a run).
+    pub fn describe(&self) -> Vec<String> {
+        let pct = |p: Ppm| format!("{}.{:02}%", p / 10_000, (p % 10_000) / 100);
+        let mut out = vec![format!(
+            "delays {}..{} ms",
+            self.delay_min_ms, self.delay_max_ms
+        )];
+        let mut on = |name: &str, p: Ppm, detail: String| {
+            if p > 0 {
+                out.push(format!("{name} {}{detail}", pct(p)));
+            }
+        };
+        on("message loss", self.loss_ppm, String::new());
+        on("message duplication", self.duplicate_ppm, String::new());
+        on(
+            "message delay spikes",
+            self.delay_spike_ppm,
+            format!(" up to {} ms", self.delay_spike_max_ms),
+        );
+        on(
+            "process crashes per effect",
+            self.crash_ppm,
+            format!(", down {} ms", self.restart_delay_ms),
+        );
+        on("custodian silent", self.custodian_silent_ppm, String::new());
+        on(
+            "custodian late",
+            self.custodian_late_ppm,
+            format!(" up to {} min", self.custodian_late_max_min),
+        );
+        on(
+            "custodian outage per morning",
+            self.custodian_outage_ppm,
+            format!(" up to {} min", self.custodian_outage_max_min),
+        );
+        on(
+            "scheduled job late",
+            self.job_late_ppm,
+            format!(" up to {} min", self.job_late_max_min),
+        );
+        on("scheduled job twice", self.job_twice_ppm, String::new());
+        if out.len() == 1 {
+            out.push("no faults".to_string());
+        }
+        out
+    }
+
     /// Checks the plan's own limits; an error names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.delay_min_ms > self.delay_max_ms {
             return Err("delay_min_ms: greater than delay_max_ms".into());
         }
-        if self.delay_max_ms > 60 * 60 * 1000 {
-            return Err("delay_max_ms: more than one hour".into());
+        let hour_ms = 60 * 60 * 1000;
+        for (name, ms) in [
+            ("delay_max_ms", self.delay_max_ms),
+            ("delay_spike_max_ms", self.delay_spike_max_ms),
+            ("restart_delay_ms", self.restart_delay_ms),
+        ] {
+            if ms > hour_ms {
+                return Err(format!("{name}: {ms} is more than one hour"));
+            }
         }
-        if self.restart_delay_ms > 60 * 60 * 1000 {
-            return Err("restart_delay_ms: more than one hour".into());
+        // Bounded so that a member's noon trade never meets the morning's settlement unfinished.
+        for (name, min) in [
+            ("custodian_late_max_min", self.custodian_late_max_min),
+            ("custodian_outage_max_min", self.custodian_outage_max_min),
+        ] {
+            if min > 180 {
+                return Err(format!("{name}: {min} is more than 180 minutes"));
+            }
+        }
+        if self.job_late_max_min > 25 {
+            return Err(format!(
+                "job_late_max_min: {} is more than 25 minutes",
+                self.job_late_max_min
+            ));
         }
         for (name, rate) in [
             ("loss_ppm", self.loss_ppm),
             ("duplicate_ppm", self.duplicate_ppm),
+            ("delay_spike_ppm", self.delay_spike_ppm),
             ("crash_ppm", self.crash_ppm),
+            ("custodian_silent_ppm", self.custodian_silent_ppm),
+            ("custodian_late_ppm", self.custodian_late_ppm),
+            ("custodian_outage_ppm", self.custodian_outage_ppm),
+            ("job_late_ppm", self.job_late_ppm),
+            ("job_twice_ppm", self.job_twice_ppm),
         ] {
             if rate > PPM {
                 return Err(format!("{name}: {rate} is more than {PPM}"));
@@ -82,6 +277,20 @@ impl Default for FaultPlan {
     }
 }
 
+/// SplitMix64: a tiny keyless generator for drawing a plan from a seed, apart from the
+/// simulator's ChaCha streams so that the plan does not shift any of them.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +298,7 @@ mod tests {
     #[test]
     fn plans_are_validated() {
         assert!(FaultPlan::none().validate().is_ok());
+        assert!(FaultPlan::default_faults().validate().is_ok());
         let bad = FaultPlan {
             loss_ppm: PPM + 1,
             ..FaultPlan::none()
@@ -100,5 +310,36 @@ mod tests {
             ..FaultPlan::none()
         };
         assert!(bad.validate().unwrap_err().starts_with("delay_min_ms"));
+        assert!(FaultPlan::named("chaos", 1)
+            .unwrap_err()
+            .contains("none, default, swarm"));
+    }
+
+    #[test]
+    fn swarm_plans_are_valid_deterministic_and_varied() {
+        let mut kinds_on = [0u32; 9];
+        for seed in 0..200 {
+            let p = FaultPlan::swarm(seed);
+            assert_eq!(p, FaultPlan::swarm(seed));
+            assert!(p.validate().is_ok(), "seed {seed}: {:?}", p.validate());
+            let rates = [
+                p.loss_ppm,
+                p.duplicate_ppm,
+                p.delay_spike_ppm,
+                p.crash_ppm,
+                p.custodian_silent_ppm,
+                p.custodian_late_ppm,
+                p.custodian_outage_ppm,
+                p.job_late_ppm,
+                p.job_twice_ppm,
+            ];
+            for (k, r) in rates.iter().enumerate() {
+                kinds_on[k] += (*r > 0) as u32;
+            }
+        }
+        // Each fault is on for some seeds and off for others.
+        assert!(kinds_on.iter().all(|&n| n > 50 && n < 150), "{kinds_on:?}");
+        assert!(FaultPlan::swarm(1).describe().len() > 1);
+        assert_eq!(FaultPlan::none().calm(), FaultPlan::none());
     }
 }

@@ -128,6 +128,10 @@ pub struct Schedule {
     pub valuation_min: u32,
     /// Trades settle this many business days after the trade date (T+N).
     pub settlement_lag_days: u32,
+    /// The custodian settles in the morning, before members trade, from here.
+    pub settlement_min: u32,
+    /// How long after an expected answer of the custodian we chase it, and then how often.
+    pub chase_after_min: u32,
 }
 
 impl Default for Schedule {
@@ -138,6 +142,8 @@ impl Default for Schedule {
             cutoff_min: 16 * 60,
             valuation_min: 17 * 60,
             settlement_lag_days: 2,
+            settlement_min: 7 * 60,
+            chase_after_min: 30,
         }
     }
 }

@@ -13,6 +13,9 @@
 //!   drains what is left in the outbox.
 //! - **Retries** of a ledger that cannot be reached: the outbox keeps the request; the driver
 //!   calls [`Host::drain`] again later.
+//! - **At-least-once delivery over a lossy bus**: a sent message stays in the store until the
+//!   receiving host acknowledges it (`Message::Ack`, sent once the message is committed, and
+//!   again for every duplicate), and is sent again every [`RETRANSMIT_NS`] until then.
 //!
 //! The host touches the world only through [`Io`] (ledger, bus, timers, alerts) and
 //! [`ProcessStore`] (durable state); the simulator implements both in memory, production with
@@ -42,6 +45,16 @@ pub trait ProcessStore {
     fn timers(&self) -> Vec<(u64, Ts)>;
     /// Number of committed inputs.
     fn journal_len(&self) -> usize;
+    /// Removes the oldest effect, a `Send` that was handed to the bus, and keeps its message
+    /// until it is acknowledged, to be sent again at `retry_at`.
+    fn outbox_pop_sent(&mut self, retry_at: Ts);
+    /// The receiver acknowledged a message.
+    fn acknowledge(&mut self, id: MessageId);
+    /// Messages sent and not acknowledged whose retry time has come; their next retry moves to
+    /// `next_retry_at`.
+    fn due_for_retry(&mut self, now: Ts, next_retry_at: Ts) -> Vec<Envelope>;
+    /// The earliest retry time of an unacknowledged message.
+    fn next_retry(&self) -> Option<Ts>;
 }
 
 /// [`ProcessStore`] in memory: what the simulator uses. It survives a simulated crash because
@@ -52,6 +65,7 @@ pub struct MemStore {
     seen: BTreeSet<MessageId>,
     outbox: VecDeque<Effect>,
     timers: BTreeMap<u64, Ts>,
+    unacked: BTreeMap<MessageId, (Envelope, Ts)>,
 }
 
 impl ProcessStore for MemStore {
@@ -95,6 +109,46 @@ impl ProcessStore for MemStore {
     fn journal_len(&self) -> usize {
         self.journal.len()
     }
+
+    fn outbox_pop_sent(&mut self, retry_at: Ts) {
+        match self.outbox.pop_front() {
+            Some(Effect::Send(envelope)) => {
+                self.unacked.insert(envelope.id, (envelope, retry_at));
+            }
+            other => panic!("outbox_pop_sent on {other:?}"),
+        }
+    }
+
+    fn acknowledge(&mut self, id: MessageId) {
+        self.unacked.remove(&id);
+    }
+
+    fn due_for_retry(&mut self, now: Ts, next_retry_at: Ts) -> Vec<Envelope> {
+        let mut due = Vec::new();
+        for (envelope, retry_at) in self.unacked.values_mut() {
+            if *retry_at <= now {
+                *retry_at = next_retry_at;
+                due.push(envelope.clone());
+            }
+        }
+        due
+    }
+
+    fn next_retry(&self) -> Option<Ts> {
+        self.unacked.values().map(|(_, at)| *at).min()
+    }
+}
+
+/// How long a sent message waits for its acknowledgement before it is sent again.
+pub const RETRANSMIT_NS: Ts = 30 * crate::calendar::NS_PER_SEC;
+/// The timer id the host keeps for itself (retransmission); processes never use it.
+pub const RETRANSMIT_TIMER: u64 = u64::MAX;
+
+/// The id of the acknowledgement of message `id` by `service`.
+pub fn ack_id(id: MessageId, service: Service) -> MessageId {
+    // Acknowledgements are not deduplicated (acknowledging twice is harmless); the id only has
+    // to be stable for the trace.
+    id ^ (0xA0 << 120) ^ ((service as u128) << 112)
 }
 
 /// The world as a host sees it.
@@ -156,6 +210,7 @@ pub struct Host<P: Process, S: ProcessStore = MemStore> {
     /// Inputs handled by this host (all incarnations), for statistics.
     handled: u64,
     duplicates: u64,
+    retransmissions: u64,
 }
 
 impl<P: Process> Host<P, MemStore> {
@@ -175,6 +230,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             incarnation: 0,
             handled: 0,
             duplicates: 0,
+            retransmissions: 0,
         }
     }
 
@@ -207,8 +263,9 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         self.duplicates
     }
 
+    /// Nothing left to carry out and nothing sent waits for its acknowledgement.
     pub fn outbox_is_empty(&self) -> bool {
-        self.store.outbox_front().is_none()
+        self.store.outbox_front().is_none() && self.store.next_retry().is_none()
     }
 
     /// Delivers a message, then drains the outbox.
@@ -217,12 +274,53 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         if self.process.is_none() {
             return (Delivery::Down, Drained::Crashed);
         }
-        if self.store.seen(envelope.id) {
+        if let crate::messages::Message::Ack { id } = envelope.body {
+            self.store.acknowledge(id);
+            return (Delivery::Handled, Drained::Empty);
+        }
+        let (id, sender) = (envelope.id, envelope.from);
+        if self.store.seen(id) {
             self.duplicates += 1;
+            self.acknowledge(now, id, sender, io);
             return (Delivery::Duplicate, Drained::Empty);
         }
         self.commit_and_handle(now, Input::Message(envelope));
+        // Acknowledged once committed: a crash before this point makes the sender send again,
+        // and the copy is then a duplicate that is acknowledged above.
+        self.acknowledge(now, id, sender, io);
         (Delivery::Handled, self.drain(now, io))
+    }
+
+    fn acknowledge(&mut self, now: Ts, id: MessageId, sender: Service, io: &mut dyn Io) {
+        io.send(
+            now,
+            Envelope {
+                id: ack_id(id, self.service),
+                from: self.service,
+                to: sender,
+                body: crate::messages::Message::Ack { id },
+            },
+        );
+    }
+
+    /// Sends again what was not acknowledged in time, and arms the retransmission timer.
+    fn retransmit(&mut self, now: Ts, io: &mut dyn Io) {
+        for envelope in self.store.due_for_retry(now, now + RETRANSMIT_NS) {
+            self.retransmissions += 1;
+            io.send(now, envelope);
+        }
+        if let Some(at) = self.store.next_retry() {
+            io.set_timer(
+                self.service,
+                RETRANSMIT_TIMER,
+                at.max(now + 1),
+                self.incarnation,
+            );
+        }
+    }
+
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
     }
 
     /// Fires a timer set by incarnation `incarnation`, then drains the outbox.
@@ -238,6 +336,10 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         }
         if incarnation != self.incarnation {
             return (Delivery::StaleTimer, Drained::Empty);
+        }
+        if timer_id == RETRANSMIT_TIMER {
+            self.retransmit(now, io);
+            return (Delivery::Handled, Drained::Empty);
         }
         if !self.store.timers().iter().any(|&(id, _)| id == timer_id) {
             // Fired already (a timer re-armed at recovery and its original both arrived).
@@ -272,7 +374,12 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             match effect.clone() {
                 Effect::Send(envelope) => {
                     io.send(now, envelope);
-                    self.store.outbox_pop();
+                    let retry_at = now + RETRANSMIT_NS;
+                    let arm = self.store.next_retry().is_none_or(|at| at > retry_at);
+                    self.store.outbox_pop_sent(retry_at);
+                    if arm {
+                        io.set_timer(self.service, RETRANSMIT_TIMER, retry_at, self.incarnation);
+                    }
                 }
                 Effect::SetTimer { timer_id, at } => {
                     io.set_timer(self.service, timer_id, at, self.incarnation);
@@ -321,6 +428,9 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         self.incarnation += 1;
         for (timer_id, at) in self.store.timers() {
             io.set_timer(self.service, timer_id, at, self.incarnation);
+        }
+        if let Some(at) = self.store.next_retry() {
+            io.set_timer(self.service, RETRANSMIT_TIMER, at, self.incarnation);
         }
         self.drain(now, io)
     }

@@ -186,6 +186,9 @@ pub struct Advance {
 pub enum Message {
     /// Members -> Intake.
     Instruction(Instruction),
+    /// Any -> the sender of message `id`: it was committed (handled by the framework, never seen
+    /// by processes).
+    Ack { id: u128 },
     /// Intake -> Members: the state an instruction reached.
     InstructionStatus {
         id: InstructionId,
@@ -211,6 +214,10 @@ pub enum Message {
     TradePriced(Confirmation),
     /// Custodian -> Pricing: the custodian refused the trade; nothing of it happened.
     TradeRejected { trade_id: TradeId },
+    /// Pricing -> Custodian: no answer for this trade yet; send it (again).
+    ChaseConfirmation { trade_id: TradeId },
+    /// Settlement -> Custodian: no settlement heard for this trade yet; send it (again) if done.
+    ChaseSettlement { trade_id: TradeId },
     /// Pricing -> Settlement: revision `revision` of the trade's allocation is in the ledger with
     /// `pending_lines` pending transfers; net units/cash are what the custodian delivers (+) or
     /// takes (-).
@@ -252,6 +259,8 @@ pub enum MsgKind {
     InstructionsAdvanced = 10,
     TradeRejected = 11,
     Rebalance = 12,
+    ChaseConfirmation = 13,
+    ChaseSettlement = 14,
 }
 
 /// `kind << 120 | cause << 56 | sub`: the id of a message of `kind` caused by `cause`

@@ -271,6 +271,22 @@ impl Custodian {
         self.priced.values()
     }
 
+    /// The custodian's current answer for a trade, if it has one: a rejection (`None` inside) or
+    /// the latest confirmation.
+    pub fn answer(&self, trade_id: TradeId) -> Option<Option<Confirmation>> {
+        if self.rejected.contains(&trade_id) {
+            return Some(None);
+        }
+        self.priced.get(&trade_id).map(|p| Some(p.confirmation))
+    }
+
+    /// The settled trade, if it settled.
+    pub fn settled_trade(&self, trade_id: TradeId) -> Option<PricedTrade> {
+        self.settled
+            .contains(&trade_id)
+            .then(|| self.priced[&trade_id])
+    }
+
     pub fn is_settled(&self, trade_id: TradeId) -> bool {
         self.settled.contains(&trade_id)
     }

@@ -16,6 +16,8 @@ use acme_processes::trading::rebalancing::{Model, ModelSet};
 /// The model portfolios members choose their risk profile from (and pick funds by).
 pub const MODELS: ModelSet = ModelSet::V1;
 
+/// Members trade (invest, sell, switch) from this minute of the day; they contribute before.
+pub const TRADES_FROM_MIN: u32 = 12 * 60;
 /// Chance a member contributes on a given day, ppm.
 pub const CONTRIBUTE_PPM: u32 = 250_000;
 /// Chance a member invests on a given day, ppm.
@@ -147,9 +149,10 @@ impl Population {
     ) -> Vec<(Ts, Instruction)> {
         let open = schedule.window_open_min;
         let close = schedule.window_close_min;
-        // Contributions in the first third of the window, trades after: a trade never races the
-        // same day's contribution (nor a switch's purchase, placed at settlement in the morning).
-        let split = open + (close - open) / 3;
+        // Contributions in the morning, trades from noon: a trade never races the same day's
+        // contribution, nor the morning's settlement (sale proceeds, a switch's purchase), even
+        // when messages are lost and sent again or the custodian has to be chased for hours.
+        let split = TRADES_FROM_MIN.max(open + 1).min(close - 2);
         // Sells before switches, hours apart: both draw on the same units, and the model decides
         // in the order the platform will see them.
         let afternoon = split + 1 + (close - split - 1) / 2;

@@ -139,6 +139,15 @@ impl Oracle {
     /// accepted, with what the member holds at this moment.
     pub fn submit(&mut self, instruction: &Instruction, date: Date) {
         let (id, member) = (instruction.id, instruction.member);
+        if self.expected.contains_key(&id) {
+            return; // taken already (a resubmission after a lost acknowledgement)
+        }
+        let onboard = matches!(instruction.kind, InstructionKind::Onboard { .. });
+        if !onboard && !self.cash_available.contains_key(&member) {
+            // No pot yet: refused, nothing moves.
+            self.expected.insert(id, InstructionState::Rejected);
+            return;
+        }
         match instruction.kind {
             InstructionKind::Onboard { profile } => {
                 self.onboard(id, member);

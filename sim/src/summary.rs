@@ -46,6 +46,18 @@ pub struct Summary {
     pub crashes: u64,
     /// Messages offered again because their consumer was down.
     pub redeliveries: u64,
+    /// Messages sent again for want of an acknowledgement (hosts, members, scheduler).
+    pub retransmissions: u64,
+    /// Chases of the custodian answered.
+    pub chases: u64,
+    /// What went wrong on purpose: counts per fault kind.
+    pub faults_injected: BTreeMap<String, u64>,
+    /// The fault plan's name (`none`, `default`, `swarm`, or `custom`).
+    pub faults: String,
+    /// The fault plan, one line per fault that is on.
+    pub fault_plan: Vec<String>,
+    /// Violations that are liveness failures (something never finished), not safety.
+    pub liveness_failures: u64,
     pub contributed_pence: u64,
     /// Wall time of the run, filled in by the command that ran it (the simulator has no clock).
     pub wall_ms: u64,
@@ -56,11 +68,23 @@ impl Summary {
         self.violation_count == 0
     }
 
+    /// The process exit status of `acme sim`: 0 clean, 2 a safety violation, 3 only liveness
+    /// failures.
+    pub fn exit_status(&self) -> u8 {
+        if self.ok() {
+            0
+        } else if self.liveness_failures == self.violation_count {
+            3
+        } else {
+            2
+        }
+    }
+
     /// The command that reproduces this run.
     pub fn reproduce(&self) -> String {
         format!(
-            "cargo run --release -- sim --seed {} --days {} --members {}",
-            self.seed, self.days, self.members
+            "cargo run --release -- sim --seed {} --days {} --members {} --faults {}",
+            self.seed, self.days, self.members, self.faults
         )
     }
 
@@ -70,6 +94,12 @@ impl Summary {
             s,
             "seed {} | {} members | {} business days ({} .. {})",
             self.seed, self.members, self.days, self.first_day, self.last_day
+        );
+        let _ = writeln!(
+            s,
+            "faults         {}: {}",
+            self.faults,
+            self.fault_plan.join("; ")
         );
         let _ = writeln!(s, "trace hash     {}", self.trace_hash);
         let _ = writeln!(s, "ledger digest  {}", self.ledger_digest);
@@ -116,6 +146,21 @@ impl Summary {
             self.crashes,
             self.redeliveries
         );
+        let injected: Vec<String> = self
+            .faults_injected
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if !injected.is_empty() {
+            let _ = writeln!(
+                s,
+                "faults hit     {} ({} retransmissions, {} chases)",
+                injected.join(", "),
+                self.retransmissions,
+                self.chases
+            );
+        }
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
         if self.ok() {
             let _ = writeln!(s, "invariants     all held");

@@ -47,6 +47,10 @@ pub struct SimConfig {
     pub faults: FaultPlan,
     /// How often the custodian rejects, fills in part, amends, settles late.
     pub custodian: Behaviour,
+    /// The name of the fault plan, for the reproduce command.
+    pub fault_name: String,
+    /// The plan of the chaos phase (`faults` becomes calm in the liveness phase).
+    pub chaos_faults: FaultPlan,
 }
 
 impl SimConfig {
@@ -60,7 +64,25 @@ impl SimConfig {
             schedule: Schedule::default(),
             faults: FaultPlan::none(),
             custodian: Behaviour::default(),
+            fault_name: "none".to_string(),
+            chaos_faults: FaultPlan::none(),
         }
+    }
+
+    /// With the fault plan of that name (`none`, `default`, `swarm`: drawn from the seed).
+    pub fn with_faults(mut self, name: &str) -> Result<SimConfig, String> {
+        self.faults = FaultPlan::named(name, self.seed)?;
+        self.chaos_faults = self.faults.clone();
+        self.fault_name = name.to_string();
+        Ok(self)
+    }
+
+    /// With an explicit fault plan (tests).
+    pub fn with_plan(mut self, plan: FaultPlan) -> SimConfig {
+        self.faults = plan.clone();
+        self.chaos_faults = plan;
+        self.fault_name = "custom".to_string();
+        self
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -109,6 +131,9 @@ enum Event {
     SettlementDay(Date),
     Amend(TradeId),
     RebalanceJob(Date),
+    ExternalRetry(u128),
+    /// A message an outside actor sends later (a late custodian, a late or repeated job).
+    SendLater(Envelope),
     EndOfDay(Date),
     RetryLedger(Service),
     Restart(Service),
@@ -259,6 +284,15 @@ pub struct Stats {
     pub instructions_sent: u64,
     pub crashes: u64,
     pub redeliveries: u64,
+    pub external_retries: u64,
+    pub chases: u64,
+    pub delay_spikes: u64,
+    pub custodian_silenced: u64,
+    pub custodian_late: u64,
+    pub custodian_outages: u64,
+    pub custodian_unreachable: u64,
+    pub jobs_late: u64,
+    pub jobs_twice: u64,
 }
 
 struct Queue {
@@ -313,7 +347,11 @@ fn bus_send(
         stats.messages_duplicated += 1;
     }
     for _ in 0..copies {
-        let delay_ms = rng.between(faults.delay_min_ms, faults.delay_max_ms);
+        let mut delay_ms = rng.between(faults.delay_min_ms, faults.delay_max_ms);
+        if rng.chance_ppm(faults.delay_spike_ppm) {
+            stats.delay_spikes += 1;
+            delay_ms += rng.between(0, faults.delay_spike_max_ms);
+        }
         queue.push(now + delay_ms * 1_000_000, Event::Deliver(envelope.clone()));
     }
 }
@@ -405,12 +443,20 @@ pub struct World {
     pub(crate) stats: Stats,
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
+    pub(crate) liveness_failures: u64,
     pub(crate) last_activity_day: Date,
     pub(crate) end_day: Date,
     /// The last day simulated so far.
     pub(crate) last_day: Date,
     pub(crate) trade_counts: BTreeMap<&'static str, u64>,
+    /// Messages of members and the scheduler not yet acknowledged.
+    pub(crate) external_unacked: BTreeMap<u128, Envelope>,
+    /// Today's custodian outage, if any: (from, until).
+    pub(crate) custodian_outage: Option<(Ts, Ts)>,
 }
+
+/// How long a member's client or the scheduler waits for an acknowledgement before sending again.
+pub const EXTERNAL_RETRY_NS: Ts = 60 * 1_000_000_000;
 
 /// Business days after the last day of activity within which every trade must have settled.
 pub const DRAIN_BUSINESS_DAYS_MAX: u32 = 15;
@@ -420,6 +466,14 @@ pub const REDELIVERY_NS: Ts = 500 * 1_000_000;
 
 /// How long a host waits before retrying an unreachable ledger.
 pub const LEDGER_RETRY_NS: Ts = 100 * 1_000_000;
+
+/// Invariants whose breach means something never finished (liveness), not that something wrong
+/// happened (safety).
+pub const LIVENESS_INVARIANTS: [&str; 3] = [
+    "liveness",
+    "instruction_terminal",
+    "custodian_trades_complete",
+];
 
 /// At most this many violations are kept in full; all are counted.
 pub const VIOLATIONS_KEPT: usize = 100;
@@ -463,8 +517,8 @@ impl World {
             }),
             rebalancing: Host::new(Service::Rebalancing, || Rebalancing::new(MODELS)),
             aggregation: Host::new(Service::Aggregation, move || Aggregation::new(schedule)),
-            pricing: Host::new(Service::Pricing, Pricing::new),
-            settlement: Host::new(Service::Settlement, Settlement::new),
+            pricing: Host::new(Service::Pricing, move || Pricing::new(schedule)),
+            settlement: Host::new(Service::Settlement, move || Settlement::new(schedule)),
             custodian: Custodian::new(cfg.seed, cfg.custodian, schedule.settlement_lag_days),
             market,
             population,
@@ -479,10 +533,13 @@ impl World {
             stats: Stats::default(),
             violations: Vec::new(),
             violation_count: 0,
+            liveness_failures: 0,
             last_activity_day,
             end_day,
             last_day: start,
             trade_counts: BTreeMap::new(),
+            external_unacked: BTreeMap::new(),
+            custodian_outage: None,
             cfg,
         };
         world.clock.set(world.now);
@@ -530,6 +587,7 @@ impl World {
             && self.custodian.unpriced() == 0
             && self.custodian.unsettled() == 0
             && self.queue.in_flight_messages == 0
+            && self.external_unacked.is_empty()
             && self.intake.outbox_is_empty()
             && self.aggregation.outbox_is_empty()
             && self.pricing.outbox_is_empty()
@@ -585,7 +643,111 @@ impl World {
         )
     }
 
+    /// The custodian's confirmation (or amendment) of a trade: the same message id for the same
+    /// revision, whether first sent or sent again on a chase.
+    fn send_confirmation(&mut self, c: acme_processes::messages::Confirmation, spontaneous: bool) {
+        self.custodian_or_scheduler_send(
+            Envelope {
+                id: msg_id(MsgKind::TradePriced, c.trade_id, c.revision as u64),
+                from: Service::Custodian,
+                to: Service::Pricing,
+                body: Message::TradePriced(c),
+            },
+            spontaneous,
+        );
+    }
+
+    fn send_rejection(&mut self, trade_id: TradeId, spontaneous: bool) {
+        self.custodian_or_scheduler_send(
+            Envelope {
+                id: msg_id(MsgKind::TradeRejected, trade_id, 0),
+                from: Service::Custodian,
+                to: Service::Pricing,
+                body: Message::TradeRejected { trade_id },
+            },
+            spontaneous,
+        );
+    }
+
+    fn send_settlement(&mut self, p: &crate::custodian::PricedTrade, spontaneous: bool) {
+        self.custodian_or_scheduler_send(
+            Envelope {
+                id: msg_id(MsgKind::TradeSettled, p.trade.id, 0),
+                from: Service::Custodian,
+                to: Service::Settlement,
+                body: Message::TradeSettled {
+                    trade_id: p.trade.id,
+                    net_units: p.net_units(),
+                    net_cash: p.net_cash(),
+                },
+            },
+            spontaneous,
+        );
+    }
+
+    /// Whether the custodian is unreachable now.
+    fn custodian_down(&self) -> bool {
+        self.custodian_outage
+            .is_some_and(|(from, until)| (from..until).contains(&self.now))
+    }
+
+    /// A message of the custodian or the scheduler, through their faults: the custodian may keep
+    /// a notice to itself (`spontaneous` ones only: an answer to a chase always goes), send it
+    /// late, or hold it until an outage ends; a job may fire late, or twice.
+    fn custodian_or_scheduler_send(&mut self, envelope: Envelope, spontaneous: bool) {
+        let faults = self.cfg.faults.clone();
+        let now = self.now;
+        if envelope.from == Service::Custodian {
+            if let Some((_, until)) = self.custodian_outage.filter(|_| self.custodian_down()) {
+                self.queue.push(until, Event::SendLater(envelope));
+                return;
+            }
+            let amendment = matches!(&envelope.body, Message::TradePriced(c) if c.revision > 0);
+            if spontaneous && !amendment && self.fault_rng.chance_ppm(faults.custodian_silent_ppm) {
+                self.stats.custodian_silenced += 1;
+                return;
+            }
+            if spontaneous && self.fault_rng.chance_ppm(faults.custodian_late_ppm) {
+                self.stats.custodian_late += 1;
+                let late = self
+                    .fault_rng
+                    .between(1, faults.custodian_late_max_min.max(1))
+                    * NS_PER_MIN;
+                self.queue.push(now + late, Event::SendLater(envelope));
+                return;
+            }
+        } else if spontaneous {
+            if self.fault_rng.chance_ppm(faults.job_late_ppm) {
+                self.stats.jobs_late += 1;
+                let late = self.fault_rng.between(1, faults.job_late_max_min.max(1)) * NS_PER_MIN;
+                self.queue.push(now + late, Event::SendLater(envelope));
+                return;
+            }
+            if self.fault_rng.chance_ppm(faults.job_twice_ppm) {
+                self.stats.jobs_twice += 1;
+                // The job fires again a few minutes later, as a new message.
+                let again = Envelope {
+                    id: envelope.id ^ 1,
+                    ..envelope.clone()
+                };
+                self.queue
+                    .push(now + 5 * NS_PER_MIN, Event::SendLater(again));
+            }
+        }
+        self.send(envelope);
+    }
+
+    /// Sends as an outside actor. Members and the scheduler send again until acknowledged.
     fn send(&mut self, envelope: Envelope) {
+        if matches!(envelope.from, Service::Members | Service::Scheduler)
+            && !matches!(envelope.body, Message::Ack { .. })
+        {
+            self.external_unacked.insert(envelope.id, envelope.clone());
+            self.queue.push(
+                self.now + EXTERNAL_RETRY_NS,
+                Event::ExternalRetry(envelope.id),
+            );
+        }
         bus_send(
             self.now,
             envelope,
@@ -601,9 +763,27 @@ impl World {
         let schedule = self.cfg.schedule;
         match event {
             Event::DayStart(date) => {
+                if date > self.last_activity_day && self.cfg.faults != self.cfg.faults.calm() {
+                    // The liveness phase: faults stop; what was accepted must now finish.
+                    self.cfg.faults = self.cfg.faults.calm();
+                    self.trace.record(&("liveness phase", date));
+                }
                 let drained = date > self.last_activity_day && self.quiescent();
                 if drained {
                     return;
+                }
+                self.custodian_outage = None;
+                if date.is_business_day()
+                    && self
+                        .fault_rng
+                        .chance_ppm(self.cfg.faults.custodian_outage_ppm)
+                {
+                    self.stats.custodian_outages += 1;
+                    let from = date.at_minute(6 * 60 + 30);
+                    let minutes = self
+                        .fault_rng
+                        .between(10, self.cfg.faults.custodian_outage_max_min.max(10));
+                    self.custodian_outage = Some((from, from + minutes * NS_PER_MIN));
                 }
                 if date >= self.end_day {
                     let event = format!("day start {date}");
@@ -654,7 +834,6 @@ impl World {
             }
             Event::MemberSend(instruction) => {
                 self.stats.instructions_sent += 1;
-                self.oracle.submit(&instruction, Date::of(now));
                 let envelope = Envelope {
                     id: msg_id(MsgKind::Instruction, instruction.id, 0),
                     from: Service::Members,
@@ -670,7 +849,7 @@ impl World {
                     to: Service::Aggregation,
                     body: Message::CutOff { date },
                 };
-                self.send(envelope);
+                self.custodian_or_scheduler_send(envelope, true);
             }
             Event::Valuation(date) => {
                 let market = &self.market;
@@ -713,17 +892,10 @@ impl World {
                             Message::TradePriced(p.confirmation)
                         }
                     };
-                    let kind = if matches!(body, Message::TradeRejected { .. }) {
-                        MsgKind::TradeRejected
-                    } else {
-                        MsgKind::TradePriced
-                    };
-                    self.send(Envelope {
-                        id: msg_id(kind, trade.id, 0),
-                        from: Service::Custodian,
-                        to: Service::Pricing,
-                        body,
-                    });
+                    match body {
+                        Message::TradePriced(c) => self.send_confirmation(c, true),
+                        _ => self.send_rejection(trade.id, true),
+                    }
                 }
             }
             Event::RebalanceJob(date) => {
@@ -737,12 +909,22 @@ impl World {
                 for instruction in self.oracle.rebalance(date, &by_fund, &MODELS) {
                     self.oracle.submit(&instruction, trade_date);
                 }
-                self.send(Envelope {
-                    id: msg_id(MsgKind::Rebalance, date.0 as u64, 0),
-                    from: Service::Scheduler,
-                    to: Service::Rebalancing,
-                    body: Message::Rebalance { date, prices },
-                });
+                self.custodian_or_scheduler_send(
+                    Envelope {
+                        id: msg_id(MsgKind::Rebalance, date.0 as u64, 0),
+                        from: Service::Scheduler,
+                        to: Service::Rebalancing,
+                        body: Message::Rebalance { date, prices },
+                    },
+                    true,
+                );
+            }
+            Event::SendLater(envelope) => self.custodian_or_scheduler_send(envelope, false),
+            Event::ExternalRetry(id) => {
+                if let Some(envelope) = self.external_unacked.get(&id).cloned() {
+                    self.stats.external_retries += 1;
+                    self.send(envelope);
+                }
             }
             Event::Amend(trade_id) => {
                 if let Some(c) = self.custodian.amend(trade_id) {
@@ -752,12 +934,7 @@ impl World {
                         acme_processes::messages::trade_fund(trade_id),
                         c.price,
                     );
-                    self.send(Envelope {
-                        id: msg_id(MsgKind::TradePriced, trade_id, c.revision as u64),
-                        from: Service::Custodian,
-                        to: Service::Pricing,
-                        body: Message::TradePriced(c),
-                    });
+                    self.send_confirmation(c, true);
                 }
             }
             Event::SettlementDay(date) => {
@@ -770,16 +947,7 @@ impl World {
                     {
                         *self.trade_counts.entry("late_settlement").or_default() += 1;
                     }
-                    self.send(Envelope {
-                        id: msg_id(MsgKind::TradeSettled, p.trade.id, 0),
-                        from: Service::Custodian,
-                        to: Service::Settlement,
-                        body: Message::TradeSettled {
-                            trade_id: p.trade.id,
-                            net_units: p.net_units(),
-                            net_cash: p.net_cash(),
-                        },
-                    });
+                    self.send_settlement(&p, true);
                 }
             }
             Event::EndOfDay(date) => self.end_of_day(date),
@@ -840,15 +1008,50 @@ impl World {
     fn deliver(&mut self, now: Ts, envelope: Envelope) {
         match envelope.to {
             Service::Custodian => {
-                if let Message::PlaceTrade(trade) = envelope.body {
-                    let valuation_passed =
-                        now >= trade.trade_date.at_minute(self.cfg.schedule.valuation_min);
-                    if !self.custodian.place(trade, valuation_passed) {
-                        self.stats.duplicates_dropped += 1;
+                if let Message::Ack { .. } = envelope.body {
+                    return; // the custodian does not retransmit; our side chases instead
+                }
+                if self.custodian_down() {
+                    self.stats.custodian_unreachable += 1;
+                    return; // no acknowledgement: the sender sends again
+                }
+                self.send(Envelope {
+                    id: acme_processes::host::ack_id(envelope.id, Service::Custodian),
+                    from: Service::Custodian,
+                    to: envelope.from,
+                    body: Message::Ack { id: envelope.id },
+                });
+                match envelope.body {
+                    Message::PlaceTrade(trade) => {
+                        let valuation_passed =
+                            now >= trade.trade_date.at_minute(self.cfg.schedule.valuation_min);
+                        if !self.custodian.place(trade, valuation_passed) {
+                            self.stats.duplicates_dropped += 1;
+                        }
                     }
+                    Message::ChaseConfirmation { trade_id } => {
+                        self.stats.chases += 1;
+                        match self.custodian.answer(trade_id) {
+                            Some(Some(c)) => self.send_confirmation(c, false),
+                            Some(None) => self.send_rejection(trade_id, false),
+                            None => {} // not valued yet: the chase comes again
+                        }
+                    }
+                    Message::ChaseSettlement { trade_id } => {
+                        self.stats.chases += 1;
+                        if let Some(p) = self.custodian.settled_trade(trade_id) {
+                            self.send_settlement(&p, false);
+                        }
+                    }
+                    _ => {}
                 }
             }
-            Service::Members | Service::Scheduler => {}
+            Service::Members | Service::Scheduler => {
+                // Members (through the API client) and the scheduler send until acknowledged.
+                if let Message::Ack { id } = envelope.body {
+                    self.external_unacked.remove(&id);
+                }
+            }
             service => {
                 let envelope_copy = envelope.clone();
                 let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
@@ -860,6 +1063,15 @@ impl World {
                     Service::Rebalancing => rebalancing.deliver(now, envelope, &mut io),
                     _ => unreachable!(),
                 };
+                if let (Delivery::Handled, Message::Instruction(instruction)) =
+                    (delivery, &envelope_copy.body)
+                {
+                    // The model takes a member's instruction when intake does: the order in
+                    // which intake sees instructions decides what each is measured against.
+                    if envelope_copy.from == Service::Members {
+                        self.oracle.submit(instruction, Date::of(now));
+                    }
+                }
                 match delivery {
                     Delivery::Duplicate => self.stats.duplicates_dropped += 1,
                     // The broker keeps what a stopped consumer did not take, and offers it again.
@@ -888,6 +1100,9 @@ impl World {
         v.at = self.now;
         v.event = event.to_string();
         self.violation_count += 1;
+        if LIVENESS_INVARIANTS.contains(&v.invariant.as_str()) {
+            self.liveness_failures += 1;
+        }
         if self.violations.len() < VIOLATIONS_KEPT {
             self.violations.push(v);
         }
@@ -1278,6 +1493,31 @@ impl World {
             duplicates_dropped: self.stats.duplicates_dropped,
             crashes: self.stats.crashes,
             redeliveries: self.stats.redeliveries,
+            retransmissions: self.intake.retransmissions()
+                + self.aggregation.retransmissions()
+                + self.pricing.retransmissions()
+                + self.settlement.retransmissions()
+                + self.rebalancing.retransmissions()
+                + self.stats.external_retries,
+            chases: self.stats.chases,
+            faults_injected: [
+                ("lost", self.stats.messages_lost),
+                ("duplicated", self.stats.messages_duplicated),
+                ("delay_spikes", self.stats.delay_spikes),
+                ("crashes", self.stats.crashes),
+                ("custodian_silent", self.stats.custodian_silenced),
+                ("custodian_late", self.stats.custodian_late),
+                ("custodian_outages", self.stats.custodian_outages),
+                ("custodian_unreachable", self.stats.custodian_unreachable),
+                ("jobs_late", self.stats.jobs_late),
+                ("jobs_twice", self.stats.jobs_twice),
+            ]
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect(),
+            faults: self.cfg.fault_name.clone(),
+            fault_plan: self.cfg.chaos_faults.describe(),
+            liveness_failures: self.liveness_failures,
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
         }

@@ -470,7 +470,9 @@ fn the_semt002_statement_gives_the_same_result_as_its_csv_twin() {
         .expect("fund 2")
         .to_string();
     let settled = line.split(',').nth(3).expect("settled").to_string();
-    let bumped = format!("{}9", &settled[..settled.len() - 1]);
+    // Change the last digit (whatever it is) so the figure really differs.
+    let last = if settled.ends_with('9') { '8' } else { '9' };
+    let bumped = format!("{}{last}", &settled[..settled.len() - 1]);
     changed.edit("holdings", |t| {
         t.replace(&line, &line.replace(&settled, &bumped))
     });

@@ -67,8 +67,9 @@ fn crashes_and_duplicates_change_nothing_members_can_see() {
     let mut crashes = 0;
     let mut duplicates = 0;
     for seed in 1..=20 {
-        let mut cfg = SimConfig::new(seed, 3, 1_000);
-        cfg.faults = acme_faults::FaultPlan::crashes_and_duplicates(20_000, 50_000);
+        let cfg = SimConfig::new(seed, 3, 1_000).with_plan(
+            acme_faults::FaultPlan::crashes_and_duplicates(20_000, 50_000),
+        );
         let s = run(cfg);
         assert!(
             s.ok(),

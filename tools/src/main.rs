@@ -11,6 +11,7 @@ use acme_sim::{SimConfig, Summary};
 use clap::{Parser, Subcommand};
 
 mod recon;
+mod swarm;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run a deterministic simulation of business days, checking every invariant.
     Sim(SimArgs),
+    /// Run many seeds, each under its own fault plan, over all cores; list the failures.
+    Swarm(swarm::SwarmArgs),
     /// Reconcile the ledger against the custodian's and the bank's statements.
     Recon(recon::ReconArgs),
 }
@@ -48,6 +51,9 @@ struct SimArgs {
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     json: bool,
+    /// Fault plan: none, default (every fault, moderate rates), or swarm (drawn from the seed).
+    #[arg(long, default_value = "none")]
+    faults: String,
     /// Write the last simulated day's ledger and the custodian's and bank's statements under DIR
     /// (for `acme recon`).
     #[arg(long, value_name = "DIR")]
@@ -69,15 +75,30 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Sim(args) => sim(args),
+        Command::Swarm(args) => swarm::swarm(args),
         Command::Recon(args) => recon::main(args),
     }
 }
 
 fn sim(args: SimArgs) -> ExitCode {
-    let cfg = SimConfig::new(args.seed, args.days, args.members);
-    if let Err(e) = cfg.validate() {
-        eprintln!("acme sim: {e}");
-        return ExitCode::from(1);
+    let cfg = match SimConfig::new(args.seed, args.days, args.members)
+        .with_faults(&args.faults)
+        .and_then(|cfg| cfg.validate().map(|()| cfg))
+    {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("acme sim: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !args.json {
+        // The plan first, so a reader knows what the seed exercised before anything else.
+        println!(
+            "faults {} (seed {}): {}",
+            args.faults,
+            args.seed,
+            cfg.faults.describe().join("; ")
+        );
     }
     let started = Instant::now();
     let mut world = acme_sim::World::new(cfg);
@@ -106,15 +127,19 @@ fn sim(args: SimArgs) -> ExitCode {
     } else {
         print!("{}", summary.human());
     }
-    if summary.ok() {
-        ExitCode::SUCCESS
-    } else {
+    let status = summary.exit_status();
+    if status != 0 {
+        let kind = if status == 3 {
+            "liveness failure(s)"
+        } else {
+            "invariant violation(s)"
+        };
         eprintln!(
-            "acme sim: {} invariant violation(s) with seed {}; reproduce with: {}",
+            "acme sim: {} {kind} with seed {}; reproduce with: {}",
             summary.violation_count,
             summary.seed,
             summary.reproduce()
         );
-        ExitCode::from(2)
     }
+    ExitCode::from(status)
 }

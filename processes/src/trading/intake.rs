@@ -86,6 +86,8 @@ pub struct Intake {
     funds: Vec<FundId>,
     /// Number of risk profiles members may choose.
     profiles: usize,
+    /// Members whose onboarding was taken.
+    onboarded: std::collections::BTreeSet<u64>,
     instructions: BTreeMap<InstructionId, Record>,
     buffer: Vec<(InstructionId, Leg)>,
     flush_armed: bool,
@@ -99,6 +101,7 @@ impl Intake {
         Intake {
             funds,
             profiles,
+            onboarded: Default::default(),
             instructions: BTreeMap::new(),
             buffer: Vec::new(),
             flush_armed: false,
@@ -329,7 +332,19 @@ impl Process for Intake {
                     if self.instructions.contains_key(&instruction.id) {
                         return; // resubmitted under another message id: already taken
                     }
-                    let valid = self.validate(&instruction.kind);
+                    let onboard = matches!(instruction.kind, InstructionKind::Onboard { .. });
+                    let valid = self.validate(&instruction.kind).and_then(|()| {
+                        // A pot must be opened before anything goes in or out of it. (Its
+                        // account is created in the same flush at the latest: accounts go first.)
+                        if onboard || self.onboarded.contains(&instruction.member) {
+                            Ok(())
+                        } else {
+                            Err("no pot: the member is not onboarded")
+                        }
+                    });
+                    if onboard && valid.is_ok() {
+                        self.onboarded.insert(instruction.member);
+                    }
                     self.instructions.insert(
                         instruction.id,
                         Record {

@@ -10,12 +10,17 @@
 //!    a *pending* transfer, final at settlement;
 //! 4. the residuals go, pending too, to ACME's rounding accounts.
 //!
+//! If the custodian has not answered [`Schedule::chase_after_min`] after the valuation point,
+//! pricing chases it (`ChaseConfirmation`), and again at that interval until it answers: a lost
+//! or withheld confirmation is recovered by our side, not waited for.
+//!
 //! A rejected trade voids every reservation: each order ends `Rejected` with its cash or units
 //! back. An amended price (`TradePriced` with a higher revision, before settlement) voids the
 //! previous revision's pending lines and books new ones (see [`super::allocation`]).
 
 use super::allocation::{self, Allocation};
 use super::{tag, untag};
+use crate::calendar::{Schedule, Ts, NS_PER_MIN};
 use crate::messages::{
     msg_id, Advance, Confirmation, ExternalTrade, InstructionState, Message, MsgKind, Order, Side,
     TradeId,
@@ -59,14 +64,46 @@ struct TradeState {
     stage: Stage,
 }
 
-#[derive(Default)]
 pub struct Pricing {
+    schedule: Schedule,
     trades: BTreeMap<TradeId, TradeState>,
+    /// Chases sent per trade.
+    chases: BTreeMap<TradeId, u64>,
 }
 
 impl Pricing {
-    pub fn new() -> Pricing {
-        Pricing::default()
+    pub fn new(schedule: Schedule) -> Pricing {
+        Pricing {
+            schedule,
+            trades: BTreeMap::new(),
+            chases: BTreeMap::new(),
+        }
+    }
+
+    pub fn chases_sent(&self) -> u64 {
+        self.chases.values().sum()
+    }
+
+    fn on_chase_timer(&mut self, trade_id: TradeId, now: Ts, fx: &mut Effects) {
+        let answered = self
+            .trades
+            .get(&trade_id)
+            .is_some_and(|t| t.answers.contains_key(&0));
+        if answered {
+            return;
+        }
+        let attempt = self.chases.entry(trade_id).or_default();
+        *attempt += 1;
+        fx.send(
+            msg_id(MsgKind::ChaseConfirmation, trade_id, *attempt),
+            Service::Pricing,
+            Service::Custodian,
+            Message::ChaseConfirmation { trade_id },
+        );
+        fx.timer(
+            trade_id,
+            now + self.schedule.chase_after_min as u64 * NS_PER_MIN,
+        );
     }
 
     pub fn booked_trades(&self) -> usize {
@@ -342,7 +379,7 @@ impl Process for Pricing {
         "pricing"
     }
 
-    fn handle(&mut self, _ctx: &Ctx, input: &Input, fx: &mut Effects) {
+    fn handle(&mut self, ctx: &Ctx, input: &Input, fx: &mut Effects) {
         match input {
             Input::Message(env) => {
                 let trade_id = match &env.body {
@@ -350,6 +387,11 @@ impl Process for Pricing {
                         let t = self.state(trade.id);
                         if t.booked.is_none() {
                             t.booked = Some((*trade, orders.clone()));
+                            let s = self.schedule;
+                            let due = trade
+                                .trade_date
+                                .at_minute(s.valuation_min + s.chase_after_min);
+                            fx.timer(trade.id, due.max(ctx.now));
                         }
                         trade.id
                     }
@@ -375,7 +417,7 @@ impl Process for Pricing {
                 self.progress(trade_id, fx);
             }
             Input::Ledger { tag, reply } => self.on_reply(*tag, reply, fx),
-            Input::Timer { .. } => fx.alert("pricing", "unexpected timer".to_string()),
+            Input::Timer { timer_id } => self.on_chase_timer(*timer_id, ctx.now, fx),
         }
     }
 }

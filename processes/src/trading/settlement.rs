@@ -7,10 +7,15 @@
 //! custodian mirror from unsettled to settled by the net. Nothing it needs lives only in its
 //! memory: a restarted settlement finds the same pending lines and its posts answer `exists`.
 //!
+//! If the custodian's settlement has not come [`Schedule::chase_after_min`] after it was due
+//! (T+N, in the morning), settlement chases it (`ChaseSettlement`) at that interval until it
+//! comes: a lost notice is recovered by our side; a late settlement is simply chased longer.
+//!
 //! Sale proceeds become the member's, and investable, here: a switch's purchase is placed when
 //! intake hears of its sale's settlement.
 
 use super::{tag, untag};
+use crate::calendar::{Schedule, Ts, NS_PER_MIN};
 use crate::messages::{
     msg_id, Advance, ExternalTrade, InstructionId, InstructionState, Message, MsgKind, TradeId,
 };
@@ -43,12 +48,14 @@ struct Run {
     proceeds: BTreeMap<(InstructionId, u8), u64>,
 }
 
-#[derive(Default)]
 pub struct Settlement {
+    schedule: Schedule,
     allocated: BTreeMap<TradeId, Allocated>,
     settled: BTreeMap<TradeId, (i128, i128)>,
     running: BTreeMap<TradeId, Run>,
     done: BTreeSet<TradeId>,
+    /// Chases sent per trade.
+    chases: BTreeMap<TradeId, u64>,
 }
 
 fn is_line(code: u16) -> bool {
@@ -63,8 +70,48 @@ fn is_line(code: u16) -> bool {
 }
 
 impl Settlement {
-    pub fn new() -> Settlement {
-        Settlement::default()
+    pub fn new(schedule: Schedule) -> Settlement {
+        Settlement {
+            schedule,
+            allocated: BTreeMap::new(),
+            settled: BTreeMap::new(),
+            running: BTreeMap::new(),
+            done: BTreeSet::new(),
+            chases: BTreeMap::new(),
+        }
+    }
+
+    pub fn chases_sent(&self) -> u64 {
+        self.chases.values().sum()
+    }
+
+    fn on_chase_timer(&mut self, trade_id: TradeId, now: Ts, fx: &mut Effects) {
+        if self.done.contains(&trade_id) || self.running.contains_key(&trade_id) {
+            return;
+        }
+        let attempt = self.chases.entry(trade_id).or_default();
+        *attempt += 1;
+        if self.settled.contains_key(&trade_id) {
+            // Settled at other figures than booked: an amendment we never heard of. Ask the
+            // custodian to confirm again; its answer goes to pricing, which books it.
+            fx.send(
+                msg_id(MsgKind::ChaseConfirmation, trade_id, 1 << 32 | *attempt),
+                Service::Settlement,
+                Service::Custodian,
+                Message::ChaseConfirmation { trade_id },
+            );
+        } else {
+            fx.send(
+                msg_id(MsgKind::ChaseSettlement, trade_id, *attempt),
+                Service::Settlement,
+                Service::Custodian,
+                Message::ChaseSettlement { trade_id },
+            );
+        }
+        fx.timer(
+            trade_id,
+            now + self.schedule.chase_after_min as u64 * NS_PER_MIN,
+        );
     }
 
     pub fn settled_trades(&self) -> usize {
@@ -81,8 +128,8 @@ impl Settlement {
             return;
         };
         if units != a.net_units || cash != a.net_cash {
-            // The custodian settles other figures than it priced at: wait, an amendment may be
-            // on its way; if none comes the trade stays unsettled and the run says so.
+            // The custodian settles other figures than we booked: it amended the price and the
+            // amendment has not reached us. The chase timer asks for it again.
             return;
         }
         self.running.insert(trade_id, Run::default());
@@ -296,7 +343,7 @@ impl Process for Settlement {
         "settlement"
     }
 
-    fn handle(&mut self, _ctx: &Ctx, input: &Input, fx: &mut Effects) {
+    fn handle(&mut self, ctx: &Ctx, input: &Input, fx: &mut Effects) {
         match input {
             Input::Message(env) => match &env.body {
                 Message::TradeAllocated {
@@ -326,6 +373,14 @@ impl Process for Settlement {
                             ),
                         );
                         return;
+                    }
+                    if *revision == 0 {
+                        let s = self.schedule;
+                        let due = trade
+                            .trade_date
+                            .add_business_days(s.settlement_lag_days)
+                            .at_minute(s.settlement_min + s.chase_after_min);
+                        fx.timer(trade.id, due.max(ctx.now));
                     }
                     let newer = self
                         .allocated
@@ -361,7 +416,7 @@ impl Process for Settlement {
                 other => fx.alert("settlement", format!("unexpected message {other:?}")),
             },
             Input::Ledger { tag, reply } => self.on_reply(*tag, reply, fx),
-            Input::Timer { .. } => fx.alert("settlement", "unexpected timer".to_string()),
+            Input::Timer { timer_id } => self.on_chase_timer(*timer_id, ctx.now, fx),
         }
     }
 }

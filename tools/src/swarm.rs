@@ -1,0 +1,237 @@
+//! `acme swarm`: many seeds, each under its own swarm fault plan, over all cores.
+//!
+//! Each seed runs in-process on a worker thread (the simulator is single-threaded and
+//! deterministic, so seeds are independent); a progress bar counts them; at the end a table lists
+//! every failure with its kind, first violated invariant and the command that reproduces it.
+//! `--check-determinism` runs every seed twice and compares the trace hashes.
+
+use acme_sim::{SimConfig, Summary};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(clap::Args)]
+pub struct SwarmArgs {
+    /// Seeds to run, as FIRST..LAST (inclusive), e.g. 1..1000.
+    #[arg(long, default_value = "1..100")]
+    seeds: String,
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Business days of member activity per seed.
+    #[arg(long, default_value_t = 3)]
+    days: u32,
+    /// Members per seed.
+    #[arg(long, default_value_t = 2_000)]
+    members: u64,
+    /// Fault plan for every seed (swarm draws one per seed).
+    #[arg(long, default_value = "swarm")]
+    faults: String,
+    /// Run every seed twice and fail on any difference of trace hash.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `FIRST..LAST` (inclusive) or a single seed.
+pub fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("seeds: `{s}` is not FIRST..LAST (for example 1..1000)");
+    let (a, b) = match s.split_once("..") {
+        Some((a, b)) => (a, b.trim_start_matches('=')),
+        None => (s, s),
+    };
+    let first: u64 = a.trim().parse().map_err(|_| bad())?;
+    let last: u64 = b.trim().parse().map_err(|_| bad())?;
+    if first > last {
+        return Err(format!(
+            "seeds: first seed {first} is after last seed {last}"
+        ));
+    }
+    Ok((first, last))
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+struct Failure {
+    seed: u64,
+    kind: String,
+    invariant: String,
+    detail: String,
+    reproduce: String,
+}
+
+fn run_seed(seed: u64, args: &SwarmArgs) -> Result<Summary, String> {
+    let cfg = SimConfig::new(seed, args.days, args.members).with_faults(&args.faults)?;
+    cfg.validate()?;
+    // A panic (a failed assertion inside the platform or the simulator) is a failure of this
+    // seed, not of the whole swarm.
+    std::panic::catch_unwind(|| acme_sim::run(cfg)).map_err(|e| {
+        let what = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        format!("panicked: {what}")
+    })
+}
+
+pub fn swarm(args: SwarmArgs) -> ExitCode {
+    let (first, last) = match parse_seeds(&args.seeds) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("acme swarm: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = run_seed(
+        first,
+        &SwarmArgs {
+            days: 1,
+            members: 1,
+            ..args_clone(&args)
+        },
+    ) {
+        eprintln!("acme swarm: {e}");
+        return ExitCode::from(1);
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let total = last - first + 1;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta} {msg}")
+            .expect("valid template"),
+    );
+    let next = Arc::new(AtomicU64::new(first));
+    let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (next, failures, bar, args) = (next.clone(), failures.clone(), bar.clone(), &args);
+            scope.spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed > last {
+                    return;
+                }
+                let mut found = Vec::new();
+                match run_seed(seed, args) {
+                    Ok(s) => {
+                        if !s.ok() {
+                            let v = s.violations.first();
+                            found.push(Failure {
+                                seed,
+                                kind: if s.exit_status() == 3 { "liveness" } else { "safety" }.to_string(),
+                                invariant: v.map(|v| v.invariant.clone()).unwrap_or_default(),
+                                detail: v.map(|v| v.detail.clone()).unwrap_or_default(),
+                                reproduce: s.reproduce(),
+                            });
+                        }
+                        if args.check_determinism {
+                            let again = run_seed(seed, args).expect("ran once");
+                            if again.trace_hash != s.trace_hash {
+                                found.push(Failure {
+                                    seed,
+                                    kind: "determinism".to_string(),
+                                    invariant: "trace_hash".to_string(),
+                                    detail: format!("{} then {}", s.trace_hash, again.trace_hash),
+                                    reproduce: s.reproduce(),
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => found.push(Failure {
+                        seed,
+                        kind: "panic".to_string(),
+                        invariant: "assertion".to_string(),
+                        detail: e,
+                        reproduce: format!(
+                            "cargo run --release -- sim --seed {seed} --days {} --members {} --faults {}",
+                            args.days, args.members, args.faults
+                        ),
+                    }),
+                }
+                if !found.is_empty() {
+                    let mut all = failures.lock().expect("not poisoned");
+                    all.extend(found);
+                    bar.set_message(format!("{} failed", all.len()));
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut failures = Arc::try_unwrap(failures)
+        .expect("workers done")
+        .into_inner()
+        .expect("not poisoned");
+    failures.sort_by_key(|f| f.seed);
+    let wall_s = started.elapsed().as_secs_f64();
+    if args.json {
+        let out = serde_json::json!({
+            "seeds": total,
+            "first": first,
+            "last": last,
+            "jobs": jobs,
+            "faults": args.faults,
+            "check_determinism": args.check_determinism,
+            "wall_s": wall_s,
+            "failures": failures,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{total} seeds ({first}..{last}), {} days x {} members, faults {}, {jobs} jobs: {} failed in {wall_s:.1} s",
+            args.days,
+            args.members,
+            args.faults,
+            failures.len()
+        );
+        if !failures.is_empty() {
+            println!(
+                "{:>8}  {:<11}  {:<36}  reproduce",
+                "seed", "kind", "first violated invariant"
+            );
+            for f in &failures {
+                println!(
+                    "{:>8}  {:<11}  {:<36}  {}",
+                    f.seed, f.kind, f.invariant, f.reproduce
+                );
+            }
+        }
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+fn args_clone(a: &SwarmArgs) -> SwarmArgs {
+    SwarmArgs {
+        seeds: a.seeds.clone(),
+        jobs: a.jobs,
+        days: a.days,
+        members: a.members,
+        faults: a.faults.clone(),
+        check_determinism: a.check_determinism,
+        json: a.json,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_ranges_parse() {
+        assert_eq!(parse_seeds("1..1000"), Ok((1, 1000)));
+        assert_eq!(parse_seeds("7"), Ok((7, 7)));
+        assert_eq!(parse_seeds("1..=3"), Ok((1, 3)));
+        assert!(parse_seeds("5..1").is_err());
+        assert!(parse_seeds("a..b").unwrap_err().contains("FIRST..LAST"));
+    }
+}
