@@ -76,7 +76,7 @@ impl PricedTrade {
 }
 
 pub struct Custodian {
-    rng: SimRng,
+    seed: u64,
     behaviour: Behaviour,
     settlement_lag_days: u32,
     /// Trades taken, waiting for their valuation point, by trade date.
@@ -120,7 +120,7 @@ pub fn fill(amount: u64, fill_ppm: u32) -> u64 {
 impl Custodian {
     pub fn new(seed: u64, behaviour: Behaviour, settlement_lag_days: u32) -> Custodian {
         Custodian {
-            rng: SimRng::new(seed, Stream::Custodian),
+            seed,
             behaviour,
             settlement_lag_days,
             placed: BTreeMap::new(),
@@ -170,27 +170,33 @@ impl Custodian {
         let mut out = Vec::new();
         for trade in trades {
             let b = self.behaviour;
-            if self.rng.chance_ppm(b.reject_ppm) {
+            // Each trade's fate is drawn from the seed and the trade alone, so it does not depend
+            // on the order in which trades happened to reach the custodian.
+            let mut rng = SimRng::new(
+                self.seed ^ trade.id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                Stream::Custodian,
+            );
+            if rng.chance_ppm(b.reject_ppm) {
                 self.rejected.insert(trade.id);
                 self.counts.rejected += 1;
                 out.push((trade, Outcome::Rejected));
                 continue;
             }
-            let fill_ppm = if self.rng.chance_ppm(b.partial_ppm) {
+            let fill_ppm = if rng.chance_ppm(b.partial_ppm) {
                 self.counts.partial += 1;
-                self.rng.between(500_000, 999_999) as u32
+                rng.between(500_000, 999_999) as u32
             } else {
                 1_000_000
             };
             let mut settle_date = date.add_business_days(self.settlement_lag_days);
-            if self.rng.chance_ppm(b.late_settlement_ppm) {
+            if rng.chance_ppm(b.late_settlement_ppm) {
                 self.counts.late_settlements += 1;
-                settle_date = settle_date.add_business_days(self.rng.between(1, 2) as u32);
+                settle_date = settle_date.add_business_days(rng.between(1, 2) as u32);
             }
             let price = close(trade.fund);
-            let amend_to = self.rng.chance_ppm(b.amend_ppm).then(|| {
+            let amend_to = rng.chance_ppm(b.amend_ppm).then(|| {
                 self.counts.amended += 1;
-                let bp = self.rng.between_i64(-50, 50);
+                let bp = rng.between_i64(-50, 50);
                 Price(((price.0 as i128 * (10_000 + bp as i128)) / 10_000).max(1) as u64)
             });
             let confirmation = Custodian::confirm(&trade, 0, fill_ppm, price);

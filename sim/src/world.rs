@@ -51,6 +51,8 @@ pub struct SimConfig {
     pub fault_name: String,
     /// The plan of the chaos phase (`faults` becomes calm in the liveness phase).
     pub chaos_faults: FaultPlan,
+    /// Crash this service at exactly this effect boundary (counted from 0), whatever the plan.
+    pub crash_at: Option<(Service, u64)>,
 }
 
 impl SimConfig {
@@ -66,6 +68,7 @@ impl SimConfig {
             custodian: Behaviour::default(),
             fault_name: "none".to_string(),
             chaos_faults: FaultPlan::none(),
+            crash_at: None,
         }
     }
 
@@ -323,6 +326,8 @@ struct WorldIo<'a> {
     settled_notices: &'a mut Vec<(TradeId, Vec<Advance>)>,
     fault_rng: &'a mut SimRng,
     now: Ts,
+    boundaries: &'a mut BTreeMap<Service, u64>,
+    crash_at: Option<(Service, u64)>,
 }
 
 fn bus_send(
@@ -406,7 +411,11 @@ impl Io for WorldIo<'_> {
     }
 
     fn crash_point(&mut self, service: Service) -> bool {
-        if !self.fault_rng.chance_ppm(self.faults.crash_ppm) {
+        let boundary = self.boundaries.entry(service).or_default();
+        let index = *boundary;
+        *boundary += 1;
+        let planned = self.crash_at == Some((service, index));
+        if !planned && !self.fault_rng.chance_ppm(self.faults.crash_ppm) {
             return false;
         }
         self.stats.crashes += 1;
@@ -453,6 +462,8 @@ pub struct World {
     pub(crate) external_unacked: BTreeMap<u128, Envelope>,
     /// Today's custodian outage, if any: (from, until).
     pub(crate) custodian_outage: Option<(Ts, Ts)>,
+    /// Effect boundaries passed so far, per service (for `SimConfig::crash_at`).
+    pub(crate) boundaries: BTreeMap<Service, u64>,
 }
 
 /// How long a member's client or the scheduler waits for an acknowledgement before sending again.
@@ -540,6 +551,7 @@ impl World {
             trade_counts: BTreeMap::new(),
             external_unacked: BTreeMap::new(),
             custodian_outage: None,
+            boundaries: BTreeMap::new(),
             cfg,
         };
         world.clock.set(world.now);
@@ -572,6 +584,11 @@ impl World {
     /// The embedded ledger of the run (panics on another backend).
     pub fn ledger(&self) -> &MemLedger {
         self.ledger.mem()
+    }
+
+    /// Effect boundaries each service passed in this run.
+    pub fn boundaries(&self) -> &BTreeMap<Service, u64> {
+        &self.boundaries
     }
 
     /// The last simulated day.
@@ -634,6 +651,8 @@ impl World {
                 settled_notices: &mut self.settled_notices,
                 fault_rng: &mut self.fault_rng,
                 now: self.now,
+                boundaries: &mut self.boundaries,
+                crash_at: self.cfg.crash_at,
             },
             &mut self.intake,
             &mut self.aggregation,
@@ -739,9 +758,9 @@ impl World {
 
     /// Sends as an outside actor. Members and the scheduler send again until acknowledged.
     fn send(&mut self, envelope: Envelope) {
-        if matches!(envelope.from, Service::Members | Service::Scheduler)
-            && !matches!(envelope.body, Message::Ack { .. })
-        {
+        let correction = matches!(&envelope.body, Message::TradePriced(c) if c.revision > 0);
+        let retried = matches!(envelope.from, Service::Members | Service::Scheduler) || correction;
+        if retried && !matches!(envelope.body, Message::Ack { .. }) {
             self.external_unacked.insert(envelope.id, envelope.clone());
             self.queue.push(
                 self.now + EXTERNAL_RETRY_NS,
@@ -1008,8 +1027,11 @@ impl World {
     fn deliver(&mut self, now: Ts, envelope: Envelope) {
         match envelope.to {
             Service::Custodian => {
-                if let Message::Ack { .. } = envelope.body {
-                    return; // the custodian does not retransmit; our side chases instead
+                if let Message::Ack { id } = envelope.body {
+                    // The custodian sends only its corrections until acknowledged; for the rest
+                    // our side chases it.
+                    self.external_unacked.remove(&id);
+                    return;
                 }
                 if self.custodian_down() {
                     self.stats.custodian_unreachable += 1;
