@@ -50,6 +50,8 @@ pub trait ProcessStore {
     fn outbox_pop_sent(&mut self, retry_at: Ts);
     /// The receiver acknowledged a message.
     fn acknowledge(&mut self, id: MessageId);
+    /// Drops the oldest effect without carrying it out (only a planted bug does this).
+    fn outbox_discard(&mut self);
     /// Messages sent and not acknowledged whose retry time has come; their next retry moves to
     /// `next_retry_at`.
     fn due_for_retry(&mut self, now: Ts, next_retry_at: Ts) -> Vec<Envelope>;
@@ -77,7 +79,8 @@ impl ProcessStore for MemStore {
         match &input {
             Input::Message(env) => {
                 let fresh = self.seen.insert(env.id);
-                assert!(fresh, "message {:#x} committed twice", env.id);
+                let planted = crate::plant::active(crate::plant::Bug::DuplicateAppliedTwice);
+                assert!(fresh || planted, "message {:#x} committed twice", env.id);
             }
             Input::Timer { timer_id } => {
                 self.timers.remove(timer_id);
@@ -121,6 +124,10 @@ impl ProcessStore for MemStore {
 
     fn acknowledge(&mut self, id: MessageId) {
         self.unacked.remove(&id);
+    }
+
+    fn outbox_discard(&mut self) {
+        self.outbox.pop_front();
     }
 
     fn due_for_retry(&mut self, now: Ts, next_retry_at: Ts) -> Vec<Envelope> {
@@ -279,7 +286,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             return (Delivery::Handled, Drained::Empty);
         }
         let (id, sender) = (envelope.id, envelope.from);
-        if self.store.seen(id) {
+        if self.store.seen(id) && !crate::plant::active(crate::plant::Bug::DuplicateAppliedTwice) {
             self.duplicates += 1;
             self.acknowledge(now, id, sender, io);
             return (Delivery::Duplicate, Drained::Empty);
@@ -411,6 +418,12 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
 
     /// Drops the process and everything it held in memory. The store survives.
     pub fn crash(&mut self) {
+        if crate::plant::active(crate::plant::Bug::CrashLosesEffect)
+            && self.store.outbox_front().is_some()
+        {
+            // Planted: the effect about to be carried out was never made durable.
+            self.store.outbox_discard();
+        }
         self.process = None;
     }
 

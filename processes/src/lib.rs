@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod host;
 pub mod messages;
 pub mod money;
+pub mod plant;
 pub mod process;
 pub mod recon;
 pub mod trading;

@@ -581,6 +581,13 @@ impl World {
         self.summary()
     }
 
+    /// Ends a run driven with [`World::step`] until it returned false: the final checks and the
+    /// summary (what `run_to_end` does after its loop).
+    pub fn finish(&mut self) -> Summary {
+        self.final_checks();
+        self.summary()
+    }
+
     /// The embedded ledger of the run (panics on another backend).
     pub fn ledger(&self) -> &MemLedger {
         self.ledger.mem()

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 
 mod recon;
 mod swarm;
+#[cfg(feature = "tigerbeetle")]
+mod tigerbeetle_backend;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -54,6 +56,13 @@ struct SimArgs {
     /// Fault plan: none, default (every fault, moderate rates), or swarm (drawn from the seed).
     #[arg(long, default_value = "none")]
     faults: String,
+    /// Switch on a planted bug by name (needs a build with `--features planted-bugs`).
+    #[arg(long, value_name = "NAME")]
+    plant: Option<String>,
+    /// The ledger: `mem` (embedded) or `tigerbeetle://HOST:PORT[,HOST:PORT...]` (a fresh
+    /// TigerBeetle cluster; needs a build with `--features tigerbeetle`).
+    #[arg(long, default_value = "mem")]
+    ledger: String,
     /// Write the last simulated day's ledger and the custodian's and bank's statements under DIR
     /// (for `acme recon`).
     #[arg(long, value_name = "DIR")]
@@ -91,6 +100,10 @@ fn sim(args: SimArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = plant(args.plant.as_deref()) {
+        eprintln!("acme sim: {e}");
+        return ExitCode::from(1);
+    }
     if !args.json {
         // The plan first, so a reader knows what the seed exercised before anything else.
         println!(
@@ -101,7 +114,13 @@ fn sim(args: SimArgs) -> ExitCode {
         );
     }
     let started = Instant::now();
-    let mut world = acme_sim::World::new(cfg);
+    let mut world = match ledger_world(&args.ledger, cfg) {
+        Ok(world) => world,
+        Err(e) => {
+            eprintln!("acme sim: --ledger {}: {e}", args.ledger);
+            return ExitCode::from(1);
+        }
+    };
     let mut summary: Summary = world.run_to_end();
     if let Some(dir) = &args.export {
         let source = format!(
@@ -142,4 +161,38 @@ fn sim(args: SimArgs) -> ExitCode {
         );
     }
     ExitCode::from(status)
+}
+
+/// Plants the named bug for this thread's simulations (`None`: nothing planted).
+pub fn plant(name: Option<&str>) -> Result<(), String> {
+    use acme_processes::plant::{self, Bug};
+    let Some(name) = name else { return Ok(()) };
+    if !plant::AVAILABLE {
+        return Err(
+            "plant: this build has no planted bugs; build with --features planted-bugs".into(),
+        );
+    }
+    let bug = Bug::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        format!("plant: `{name}` is not one of {}", names.join(", "))
+    })?;
+    plant::plant(Some(bug));
+    Ok(())
+}
+
+/// The world of `cfg` on the ledger `--ledger` names.
+fn ledger_world(ledger: &str, cfg: SimConfig) -> Result<acme_sim::World, String> {
+    if ledger == "mem" {
+        return Ok(acme_sim::World::new(cfg));
+    }
+    let Some(addresses) = ledger.strip_prefix("tigerbeetle://") else {
+        return Err("expected `mem` or `tigerbeetle://HOST:PORT[,HOST:PORT...]`".into());
+    };
+    #[cfg(feature = "tigerbeetle")]
+    return tigerbeetle_backend::world(cfg, addresses);
+    #[cfg(not(feature = "tigerbeetle"))]
+    {
+        let _ = (addresses, cfg);
+        Err("this acme was built without TigerBeetle (cargo build --features tigerbeetle)".into())
+    }
 }

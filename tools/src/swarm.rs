@@ -34,6 +34,9 @@ pub struct SwarmArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Switch on a planted bug by name in every seed (needs `--features planted-bugs`).
+    #[arg(long, value_name = "NAME")]
+    plant: Option<String>,
 }
 
 /// `FIRST..LAST` (inclusive) or a single seed.
@@ -85,6 +88,10 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = crate::plant(args.plant.as_deref()) {
+        eprintln!("acme swarm: {e}");
+        return ExitCode::from(1);
+    }
     if let Err(e) = run_seed(
         first,
         &SwarmArgs {
@@ -112,7 +119,10 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let (next, failures, bar, args) = (next.clone(), failures.clone(), bar.clone(), &args);
-            scope.spawn(move || loop {
+            scope.spawn(move || {
+                // The planted bug is per thread: every worker plants it.
+                crate::plant(args.plant.as_deref()).expect("checked above");
+                loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
                 if seed > last {
                     return;
@@ -160,6 +170,7 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
                     bar.set_message(format!("{} failed", all.len()));
                 }
                 bar.inc(1);
+                }
             });
         }
     });
@@ -169,6 +180,14 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
         .into_inner()
         .expect("not poisoned");
     failures.sort_by_key(|f| f.seed);
+    if let Some(bug) = &args.plant {
+        for f in &mut failures {
+            f.reproduce = format!(
+                "{} --plant {bug} (build with --features planted-bugs)",
+                f.reproduce
+            );
+        }
+    }
     let wall_s = started.elapsed().as_secs_f64();
     if args.json {
         let out = serde_json::json!({
@@ -219,6 +238,7 @@ fn args_clone(a: &SwarmArgs) -> SwarmArgs {
         faults: a.faults.clone(),
         check_determinism: a.check_determinism,
         json: a.json,
+        plant: a.plant.clone(),
     }
 }
 

@@ -68,7 +68,12 @@ impl Aggregation {
         // One trade per fund: orders of earlier dates whose cut-off never came join this one.
         let mut per_fund: BTreeMap<FundId, Vec<Order>> = BTreeMap::new();
         for key in due {
-            let orders = self.open.remove(&key).expect("key just listed");
+            let orders = if crate::plant::active(crate::plant::Bug::CutOffTwiceTradesTwice) {
+                // Planted: the orders stay open and trade again at the next cut-off.
+                self.open[&key].clone()
+            } else {
+                self.open.remove(&key).expect("key just listed")
+            };
             per_fund.entry(key.1).or_default().extend(orders);
         }
         for (fund, mut orders) in per_fund {
@@ -137,7 +142,8 @@ impl Process for Aggregation {
         };
         match &env.body {
             Message::OrderAccepted(order) => {
-                if !self.taken.insert((order.instruction, order.leg)) {
+                let planted = crate::plant::active(crate::plant::Bug::DuplicateAppliedTwice);
+                if !self.taken.insert((order.instruction, order.leg)) && !planted {
                     return;
                 }
                 let date = self.trade_date_for(ctx.now);

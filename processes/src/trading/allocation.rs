@@ -59,6 +59,18 @@ pub struct Allocation {
 /// Shares `filled` over `requested` by the largest-remainder method: each share is at most its
 /// request and the shares sum to `filled` exactly. `filled` must not exceed the total requested.
 pub fn largest_remainder(filled: u64, requested: &[u64]) -> Vec<u64> {
+    if crate::plant::active(crate::plant::Bug::PartialFillToFirstMembers) {
+        // Planted: the fill goes to the first orders until it runs out.
+        let mut left = filled;
+        return requested
+            .iter()
+            .map(|&r| {
+                let f = r.min(left);
+                left -= f;
+                f
+            })
+            .collect();
+    }
     let total: u128 = requested.iter().map(|&r| r as u128).sum();
     assert!(
         filled as u128 <= total,
@@ -114,7 +126,13 @@ pub fn allocate(trade: &ExternalTrade, orders: &[Order], c: &Confirmation) -> Al
     let buy_fills = largest_remainder(c.buy_cash_filled, &requested(Side::Buy));
     let sell_fills = largest_remainder(c.sell_units_filled, &requested(Side::Sell));
     let (buy_units, units_residual) = split(c.units_bought, &buy_fills);
-    let (sell_cash, cash_residual) = split(c.cash_for_sold, &sell_fills);
+    let cash_for_sold = if crate::plant::active(crate::plant::Bug::CrossingAtWrongPrice) {
+        // Planted: sellers are paid at a price 1% above the close.
+        c.cash_for_sold + c.cash_for_sold / 100
+    } else {
+        c.cash_for_sold
+    };
+    let (sell_cash, cash_residual) = split(cash_for_sold, &sell_fills);
     let mut buys = buy_fills.iter().zip(&buy_units);
     let mut sells = sell_fills.iter().zip(&sell_cash);
     let lines = orders
@@ -143,6 +161,18 @@ pub fn allocate(trade: &ExternalTrade, orders: &[Order], c: &Confirmation) -> Al
 }
 
 fn split(total: u64, weights: &[u64]) -> (Vec<u64>, u64) {
+    if crate::plant::active(crate::plant::Bug::AllocationRoundedUp)
+        && weights.iter().any(|&w| w > 0)
+    {
+        // Planted: every share rounded up.
+        let sum: u128 = weights.iter().map(|&w| w as u128).sum();
+        let shares: Vec<u64> = weights
+            .iter()
+            .map(|&w| (total as u128 * w as u128).div_ceil(sum) as u64)
+            .collect();
+        let given: u64 = shares.iter().sum();
+        return (shares, total.saturating_sub(given));
+    }
     if weights.iter().all(|&w| w == 0) {
         // Nothing filled on this leg: nothing to share (the custodian delivered nothing either).
         assert_eq!(total, 0, "proceeds {total} for a leg with no fill");
@@ -415,7 +445,11 @@ pub fn amendment_transfers(
 ) -> Vec<Transfer> {
     assert!(next.revision > previous.revision);
     let mut out = Vec::new();
-    for p in pending_lines(trade, previous) {
+    let planted = crate::plant::active(crate::plant::Bug::AmendmentAsEdit);
+    for p in pending_lines(trade, previous)
+        .into_iter()
+        .filter(|_| !planted)
+    {
         out.push(Transfer {
             // Unique: each pending line belongs to one revision and is voided at most once.
             id: with_step(p.id, Step::AmendVoid),

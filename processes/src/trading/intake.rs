@@ -226,7 +226,12 @@ impl Intake {
                 }
                 _ => {
                     let order = record.order(id, leg).expect("a trading instruction");
-                    transfers.push(allocation::reservation(&order));
+                    let mut reservation = allocation::reservation(&order);
+                    if crate::plant::active(crate::plant::Bug::IdFromClock) {
+                        // Planted: the id comes from a running counter, not from the cause.
+                        reservation.id = (flush as u128) << 64 | transfers.len() as u128 | 1 << 127;
+                    }
+                    transfers.push(reservation);
                     transfer_ids.push((id, leg));
                 }
             }

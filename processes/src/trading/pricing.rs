@@ -132,6 +132,34 @@ impl Pricing {
             Stage::Waiting => match t.answers.get(&0) {
                 None => {}
                 Some(Custodian::Rejected) => {
+                    if crate::plant::active(crate::plant::Bug::ReservationNotReleased) {
+                        // Planted: the orders are told they are rejected, but nothing is given
+                        // back.
+                        t.stage = Stage::Released;
+                        let advances = orders
+                            .iter()
+                            .map(|o| Advance {
+                                instruction: o.instruction,
+                                leg: o.leg,
+                                partial: false,
+                                proceeds_pence: 0,
+                            })
+                            .collect();
+                        fx.send(
+                            msg_id(
+                                MsgKind::InstructionsAdvanced,
+                                trade_id,
+                                InstructionState::Rejected as u64,
+                            ),
+                            Service::Pricing,
+                            Service::Intake,
+                            Message::InstructionsAdvanced {
+                                orders: advances,
+                                state: InstructionState::Rejected,
+                            },
+                        );
+                        return;
+                    }
                     let voids = orders.iter().map(allocation::void_reservation).collect();
                     t.stage = Stage::Running {
                         phase: PHASE_REJECT,

@@ -123,7 +123,7 @@ pub fn plan_one(
     set: &ModelSet,
     out: &mut Vec<Proposal>,
 ) {
-    if p.busy {
+    if p.busy && !crate::plant::active(crate::plant::Bug::RebalancesBusyMembers) {
         return;
     }
     let Some(model) = set.models.get(p.profile as usize) else {

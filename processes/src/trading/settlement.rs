@@ -156,8 +156,15 @@ impl Settlement {
             let sub = decode(t.id).3;
             if !t.flags.contains(TransferFlags::PENDING)
                 || !is_line(t.code)
-                || super::allocation::sub_revision(sub) as u64 != revision
+                || (super::allocation::sub_revision(sub) as u64 != revision
+                    && !crate::plant::active(crate::plant::Bug::SettlesSupersededLines))
             {
+                continue;
+            }
+            if t.code == Step::BuyUnitsAllocate.code()
+                && crate::plant::active(crate::plant::Bug::UnitsNeverSettled)
+            {
+                run.found += 1;
                 continue;
             }
             run.found += 1;
@@ -193,6 +200,10 @@ impl Settlement {
     fn maybe_mirror(&mut self, trade_id: TradeId, fx: &mut Effects) {
         let run = &self.running[&trade_id];
         if !run.scan_done || run.posts_outstanding > 0 {
+            return;
+        }
+        if crate::plant::active(crate::plant::Bug::MirrorNeverSettled) {
+            self.finish(trade_id, fx);
             return;
         }
         let a = self.allocated[&trade_id].clone();

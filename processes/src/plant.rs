@@ -1,0 +1,120 @@
+//! Planted bugs: realistic mistakes that can be switched on by name, to prove that the
+//! simulator's checkers catch them.
+//!
+//! Only with the cargo feature `planted-bugs`, which release builds never enable (the `acme`
+//! binary gets it only when built with `--features planted-bugs`). Without the feature
+//! [`active`] is a constant `false` and every planted branch compiles away. The switch is
+//! thread-local so that parallel simulations (the swarm's workers) do not see each other's bug.
+//! Each bug is a one-line deviation at the place where a real developer could make it.
+
+/// The catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// The host applies a duplicated message again (no dedupe), and aggregation trusts it.
+    DuplicateAppliedTwice,
+    /// A reservation's id comes from the clock instead of its instruction.
+    IdFromClock,
+    /// Allocation rounds each member's units up instead of down.
+    AllocationRoundedUp,
+    /// A rejected trade's reservations are never released.
+    ReservationNotReleased,
+    /// Settlement posts the members' cash lines but never their units.
+    UnitsNeverSettled,
+    /// Settlement posts pending lines of every revision, superseded ones included.
+    SettlesSupersededLines,
+    /// A crash loses the effect the process was about to carry out.
+    CrashLosesEffect,
+    /// A cut-off that fires twice aggregates the same orders into a second trade.
+    CutOffTwiceTradesTwice,
+    /// Internal crossing pays sellers at a price 1% above the close.
+    CrossingAtWrongPrice,
+    /// An amended price is booked on top of the first allocation instead of replacing it.
+    AmendmentAsEdit,
+    /// A partial fill goes to the first orders until it runs out.
+    PartialFillToFirstMembers,
+    /// Re-balancing also switches members with trades pending.
+    RebalancesBusyMembers,
+    /// Settlement never moves the custodian mirror from unsettled to settled.
+    MirrorNeverSettled,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 13] = [
+        Bug::DuplicateAppliedTwice,
+        Bug::IdFromClock,
+        Bug::AllocationRoundedUp,
+        Bug::ReservationNotReleased,
+        Bug::UnitsNeverSettled,
+        Bug::SettlesSupersededLines,
+        Bug::CrashLosesEffect,
+        Bug::CutOffTwiceTradesTwice,
+        Bug::CrossingAtWrongPrice,
+        Bug::AmendmentAsEdit,
+        Bug::PartialFillToFirstMembers,
+        Bug::RebalancesBusyMembers,
+        Bug::MirrorNeverSettled,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::DuplicateAppliedTwice => "duplicate-applied-twice",
+            Bug::IdFromClock => "id-from-clock",
+            Bug::AllocationRoundedUp => "allocation-rounded-up",
+            Bug::ReservationNotReleased => "reservation-not-released",
+            Bug::UnitsNeverSettled => "units-never-settled",
+            Bug::SettlesSupersededLines => "settles-superseded-lines",
+            Bug::CrashLosesEffect => "crash-loses-effect",
+            Bug::CutOffTwiceTradesTwice => "cutoff-twice-trades-twice",
+            Bug::CrossingAtWrongPrice => "crossing-at-wrong-price",
+            Bug::AmendmentAsEdit => "amendment-as-edit",
+            Bug::PartialFillToFirstMembers => "partial-fill-to-first-members",
+            Bug::RebalancesBusyMembers => "rebalances-busy-members",
+            Bug::MirrorNeverSettled => "mirror-never-settled",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.iter().copied().find(|b| b.name() == name)
+    }
+}
+
+#[cfg(feature = "planted-bugs")]
+mod switch {
+    use super::Bug;
+    use std::cell::Cell;
+
+    thread_local! {
+        static ACTIVE: Cell<Option<Bug>> = const { Cell::new(None) };
+    }
+
+    /// Plants `bug` (or none) for the simulations run on this thread.
+    pub fn plant(bug: Option<Bug>) {
+        ACTIVE.with(|a| a.set(bug));
+    }
+
+    #[inline]
+    pub fn active(bug: Bug) -> bool {
+        ACTIVE.with(|a| a.get() == Some(bug))
+    }
+
+    pub const AVAILABLE: bool = true;
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+mod switch {
+    use super::Bug;
+
+    /// Without the `planted-bugs` feature nothing can be planted.
+    pub fn plant(bug: Option<Bug>) {
+        assert!(bug.is_none(), "built without the planted-bugs feature");
+    }
+
+    #[inline(always)]
+    pub fn active(_bug: Bug) -> bool {
+        false
+    }
+
+    pub const AVAILABLE: bool = false;
+}
+
+pub use switch::{active, plant, AVAILABLE};
