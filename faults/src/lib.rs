@@ -56,6 +56,19 @@ pub struct FaultPlan {
     pub job_twice_ppm: Ppm,
 }
 
+/// The fault kinds, by the names `--without` takes.
+pub const KINDS: [&str; 9] = [
+    "loss",
+    "duplicate",
+    "delay-spike",
+    "crash",
+    "custodian-silent",
+    "custodian-late",
+    "custodian-outage",
+    "job-late",
+    "job-twice",
+];
+
 /// The plan names `--faults` takes.
 pub const PLAN_NAMES: [&str; 3] = ["none", "default", "swarm"];
 
@@ -164,6 +177,46 @@ impl FaultPlan {
                 PLAN_NAMES.join(", ")
             )),
         }
+    }
+
+    /// The rate of a fault kind (see [`KINDS`]).
+    pub fn rate(&self, kind: &str) -> Option<Ppm> {
+        Some(match kind {
+            "loss" => self.loss_ppm,
+            "duplicate" => self.duplicate_ppm,
+            "delay-spike" => self.delay_spike_ppm,
+            "crash" => self.crash_ppm,
+            "custodian-silent" => self.custodian_silent_ppm,
+            "custodian-late" => self.custodian_late_ppm,
+            "custodian-outage" => self.custodian_outage_ppm,
+            "job-late" => self.job_late_ppm,
+            "job-twice" => self.job_twice_ppm,
+            _ => return None,
+        })
+    }
+
+    /// The plan with one kind of fault switched off.
+    pub fn without(&self, kind: &str) -> Result<FaultPlan, String> {
+        let mut p = self.clone();
+        let rate = match kind {
+            "loss" => &mut p.loss_ppm,
+            "duplicate" => &mut p.duplicate_ppm,
+            "delay-spike" => &mut p.delay_spike_ppm,
+            "crash" => &mut p.crash_ppm,
+            "custodian-silent" => &mut p.custodian_silent_ppm,
+            "custodian-late" => &mut p.custodian_late_ppm,
+            "custodian-outage" => &mut p.custodian_outage_ppm,
+            "job-late" => &mut p.job_late_ppm,
+            "job-twice" => &mut p.job_twice_ppm,
+            other => {
+                return Err(format!(
+                    "without: `{other}` is not one of {}",
+                    KINDS.join(", ")
+                ))
+            }
+        };
+        *rate = 0;
+        Ok(p)
     }
 
     /// The plan without faults, keeping the ordinary delays: the liveness phase.

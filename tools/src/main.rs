@@ -11,6 +11,7 @@ use acme_sim::{SimConfig, Summary};
 use clap::{Parser, Subcommand};
 
 mod recon;
+mod shrink;
 mod swarm;
 #[cfg(feature = "tigerbeetle")]
 mod tigerbeetle_backend;
@@ -59,6 +60,14 @@ struct SimArgs {
     /// Switch on a planted bug by name (needs a build with `--features planted-bugs`).
     #[arg(long, value_name = "NAME")]
     plant: Option<String>,
+    /// Switch these fault kinds off (comma separated: loss, duplicate, delay-spike, crash,
+    /// custodian-silent, custodian-late, custodian-outage, job-late, job-twice).
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    without: Vec<String>,
+    /// If the run fails, shrink it (fewer members, days, fault kinds) while it still fails, and
+    /// print the smallest reproduction.
+    #[arg(long)]
+    shrink: bool,
     /// The ledger: `mem` (embedded) or `tigerbeetle://HOST:PORT[,HOST:PORT...]` (a fresh
     /// TigerBeetle cluster; needs a build with `--features tigerbeetle`).
     #[arg(long, default_value = "mem")]
@@ -90,10 +99,20 @@ fn main() -> ExitCode {
 }
 
 fn sim(args: SimArgs) -> ExitCode {
-    let cfg = match SimConfig::new(args.seed, args.days, args.members)
-        .with_faults(&args.faults)
-        .and_then(|cfg| cfg.validate().map(|()| cfg))
-    {
+    let knobs = shrink::Knobs {
+        seed: args.seed,
+        days: args.days,
+        members: args.members,
+        faults: args.faults.clone(),
+        without: args.without.clone(),
+    };
+    let plant_arg = args
+        .plant
+        .as_ref()
+        .map(|p| format!(" --plant {p}"))
+        .unwrap_or_default();
+    let reproduce = format!("{}{plant_arg}", knobs.command());
+    let cfg = match knobs.config() {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("acme sim: {e}");
@@ -103,6 +122,26 @@ fn sim(args: SimArgs) -> ExitCode {
     if let Err(e) = plant(args.plant.as_deref()) {
         eprintln!("acme sim: {e}");
         return ExitCode::from(1);
+    }
+    if args.shrink {
+        return match shrink::shrink(knobs) {
+            None => {
+                println!("seed {} passes: nothing to shrink", args.seed);
+                ExitCode::SUCCESS
+            }
+            Some((smallest, runs)) => {
+                let plant = args
+                    .plant
+                    .as_ref()
+                    .map(|p| format!(" --plant {p}"))
+                    .unwrap_or_default();
+                println!(
+                    "smallest failing run ({runs} runs to find it):\n  {}{plant}",
+                    smallest.command()
+                );
+                ExitCode::from(2)
+            }
+        };
     }
     if !args.json {
         // The plan first, so a reader knows what the seed exercised before anything else.
@@ -155,9 +194,7 @@ fn sim(args: SimArgs) -> ExitCode {
         };
         eprintln!(
             "acme sim: {} {kind} with seed {}; reproduce with: {}",
-            summary.violation_count,
-            summary.seed,
-            summary.reproduce()
+            summary.violation_count, summary.seed, reproduce
         );
     }
     ExitCode::from(status)

@@ -89,3 +89,42 @@ fn defaults_run_and_bad_usage_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--seed"));
 }
+
+#[test]
+fn swarm_runs_seeds_and_shrink_reports_a_passing_seed() {
+    let out = acme(&[
+        "swarm",
+        "--seeds",
+        "1..4",
+        "--members",
+        "300",
+        "--days",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["seeds"], 4);
+    assert_eq!(v["failures"].as_array().map(Vec::len), Some(0));
+    let out = acme(&["swarm", "--seeds", "9..3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = acme(&[
+        "sim",
+        "--seed",
+        "3",
+        "--members",
+        "100",
+        "--days",
+        "1",
+        "--shrink",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to shrink"));
+    let out = acme(&["sim", "--faults", "chaos"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none, default, swarm"));
+}
