@@ -1,7 +1,10 @@
 //! `acme`: the command-line face of the platform.
 //!
-//! - `acme sim`: runs a seeded simulation of whole business days on the embedded ledger and
-//!   checks every invariant. Exit 0 when all hold, 2 on a violation, 1 on bad usage or errors.
+//! - `acme sim`: runs a seeded simulation of whole business days and checks every invariant.
+//!   Exit 0 when all hold, 2 on a safety violation, 3 on a liveness failure, 1 on bad usage or
+//!   errors. `--faults`, `--shrink`, `--export`, `--plant`.
+//! - `acme swarm`: many seeds, each with its own fault plan, over all cores.
+//! - `acme recon`: reconciles a ledger against the custodian's and the bank's statements.
 //!
 //! This is an adapter crate: it may read the wall clock (to report `wall_ms`) and touch files;
 //! the crates it drives may not. Hence it opts out of the determinism rules of `clippy.toml`.
