@@ -117,7 +117,8 @@ pub struct Account {
 
 impl Account {
     /// Credit-normal balance (liabilities, member pots): credits posted minus debits posted.
-    /// Saturates at zero only where the flags already forbid the opposite.
+    /// Amounts above `i128::MAX` are outside what the platform books (it asserts far lower
+    /// limits on every instruction), so the conversion is exact for every real account.
     pub fn credit_balance_posted(&self) -> i128 {
         self.credits_posted as i128 - self.debits_posted as i128
     }
@@ -179,7 +180,8 @@ pub struct QueryFilter {
 macro_rules! result_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $n:expr),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        // No `Ord`: ordering by code would not be TigerBeetle's precedence (see `ALL`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[repr(u32)]
         pub enum $name { $($variant = $n),* }
         impl $name {

@@ -426,6 +426,38 @@ impl Io for WorldIo<'_> {
     }
 }
 
+/// Runs `$body` with the host of a platform `$service` and the world's side of the ports (the
+/// hosts are of different types, so each arm is its own instantiation).
+macro_rules! on_host {
+    ($world:expr, $service:expr, |$host:ident, $io:ident| $body:expr) => {{
+        let (mut io, intake, aggregation, pricing, settlement, rebalancing) = $world.io();
+        let $io: &mut dyn Io = &mut io;
+        match $service {
+            Service::Intake => {
+                let $host = intake;
+                $body
+            }
+            Service::Aggregation => {
+                let $host = aggregation;
+                $body
+            }
+            Service::Pricing => {
+                let $host = pricing;
+                $body
+            }
+            Service::Settlement => {
+                let $host = settlement;
+                $body
+            }
+            Service::Rebalancing => {
+                let $host = rebalancing;
+                $body
+            }
+            other => panic!("{other:?} is not a platform process"),
+        }
+    }};
+}
+
 /// A whole simulated run.
 pub struct World {
     pub(crate) cfg: SimConfig,
@@ -987,45 +1019,20 @@ impl World {
                 timer_id,
                 incarnation,
             } => {
-                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
-                let (_, drained) = match service {
-                    Service::Intake => intake.fire_timer(now, timer_id, incarnation, &mut io),
-                    Service::Aggregation => {
-                        aggregation.fire_timer(now, timer_id, incarnation, &mut io)
-                    }
-                    Service::Pricing => pricing.fire_timer(now, timer_id, incarnation, &mut io),
-                    Service::Settlement => {
-                        settlement.fire_timer(now, timer_id, incarnation, &mut io)
-                    }
-                    Service::Rebalancing => {
-                        rebalancing.fire_timer(now, timer_id, incarnation, &mut io)
-                    }
-                    other => panic!("timer for {other:?}"),
-                };
+                let (_, drained) = on_host!(self, service, |host, io| host.fire_timer(
+                    now,
+                    timer_id,
+                    incarnation,
+                    io
+                ));
                 self.after_drain(service, drained);
             }
             Event::Restart(service) => {
-                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
-                let drained = match service {
-                    Service::Intake => intake.recover(now, &mut io),
-                    Service::Aggregation => aggregation.recover(now, &mut io),
-                    Service::Pricing => pricing.recover(now, &mut io),
-                    Service::Settlement => settlement.recover(now, &mut io),
-                    Service::Rebalancing => rebalancing.recover(now, &mut io),
-                    other => panic!("restart of {other:?}"),
-                };
+                let drained = on_host!(self, service, |host, io| host.recover(now, io));
                 self.after_drain(service, drained);
             }
             Event::RetryLedger(service) => {
-                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
-                let drained = match service {
-                    Service::Intake => intake.drain(now, &mut io),
-                    Service::Aggregation => aggregation.drain(now, &mut io),
-                    Service::Pricing => pricing.drain(now, &mut io),
-                    Service::Settlement => settlement.drain(now, &mut io),
-                    Service::Rebalancing => rebalancing.drain(now, &mut io),
-                    other => panic!("retry for {other:?}"),
-                };
+                let drained = on_host!(self, service, |host, io| host.drain(now, io));
                 self.after_drain(service, drained);
             }
         }
@@ -1083,15 +1090,8 @@ impl World {
             }
             service => {
                 let envelope_copy = envelope.clone();
-                let (mut io, intake, aggregation, pricing, settlement, rebalancing) = self.io();
-                let (delivery, drained) = match service {
-                    Service::Intake => intake.deliver(now, envelope, &mut io),
-                    Service::Aggregation => aggregation.deliver(now, envelope, &mut io),
-                    Service::Pricing => pricing.deliver(now, envelope, &mut io),
-                    Service::Settlement => settlement.deliver(now, envelope, &mut io),
-                    Service::Rebalancing => rebalancing.deliver(now, envelope, &mut io),
-                    _ => unreachable!(),
-                };
+                let (delivery, drained) =
+                    on_host!(self, service, |host, io| host.deliver(now, envelope, io));
                 if let (Delivery::Handled, Message::Instruction(instruction)) =
                     (delivery, &envelope_copy.body)
                 {

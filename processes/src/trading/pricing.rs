@@ -136,28 +136,7 @@ impl Pricing {
                         // Planted: the orders are told they are rejected, but nothing is given
                         // back.
                         t.stage = Stage::Released;
-                        let advances = orders
-                            .iter()
-                            .map(|o| Advance {
-                                instruction: o.instruction,
-                                leg: o.leg,
-                                partial: false,
-                                proceeds_pence: 0,
-                            })
-                            .collect();
-                        fx.send(
-                            msg_id(
-                                MsgKind::InstructionsAdvanced,
-                                trade_id,
-                                InstructionState::Rejected as u64,
-                            ),
-                            Service::Pricing,
-                            Service::Intake,
-                            Message::InstructionsAdvanced {
-                                orders: advances,
-                                state: InstructionState::Rejected,
-                            },
-                        );
+                        send_rejected(trade_id, orders, fx);
                         return;
                     }
                     let voids = orders.iter().map(allocation::void_reservation).collect();
@@ -301,28 +280,7 @@ impl Pricing {
             PHASE_REJECT => {
                 t.stage = Stage::Released;
                 let (_, orders) = t.booked.as_ref().expect("booked");
-                let advances = orders
-                    .iter()
-                    .map(|o| Advance {
-                        instruction: o.instruction,
-                        leg: o.leg,
-                        partial: false,
-                        proceeds_pence: 0,
-                    })
-                    .collect();
-                fx.send(
-                    msg_id(
-                        MsgKind::InstructionsAdvanced,
-                        trade_id,
-                        InstructionState::Rejected as u64,
-                    ),
-                    Service::Pricing,
-                    Service::Intake,
-                    Message::InstructionsAdvanced {
-                        orders: advances,
-                        state: InstructionState::Rejected,
-                    },
-                );
+                send_rejected(trade_id, orders, fx);
             }
             _ => {
                 t.stage = Stage::Booked;
@@ -448,4 +406,30 @@ impl Process for Pricing {
             Input::Timer { timer_id } => self.on_chase_timer(*timer_id, ctx.now, fx),
         }
     }
+}
+
+/// Tells intake that every order of a rejected trade ended `Rejected`.
+fn send_rejected(trade_id: TradeId, orders: &[Order], fx: &mut Effects) {
+    let advances = orders
+        .iter()
+        .map(|o| Advance {
+            instruction: o.instruction,
+            leg: o.leg,
+            partial: false,
+            proceeds_pence: 0,
+        })
+        .collect();
+    fx.send(
+        msg_id(
+            MsgKind::InstructionsAdvanced,
+            trade_id,
+            InstructionState::Rejected as u64,
+        ),
+        Service::Pricing,
+        Service::Intake,
+        Message::InstructionsAdvanced {
+            orders: advances,
+            state: InstructionState::Rejected,
+        },
+    );
 }
