@@ -54,10 +54,16 @@ pub struct FaultPlan {
     pub job_late_max_min: u64,
     /// Chance that a scheduled job fires twice.
     pub job_twice_ppm: Ppm,
+    /// Chance, per business day, of a network partition between two parties (platform services
+    /// or the custodian): nothing passes between them for a while. Partitions fall outside the
+    /// hours around the cut-off and the valuation point (see the simulator).
+    pub partition_ppm: Ppm,
+    /// Longest partition, minutes.
+    pub partition_max_min: u64,
 }
 
 /// The fault kinds, by the names `--without` takes.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "loss",
     "duplicate",
     "delay-spike",
@@ -67,6 +73,7 @@ pub const KINDS: [&str; 9] = [
     "custodian-outage",
     "job-late",
     "job-twice",
+    "partition",
 ];
 
 /// The plan names `--faults` takes.
@@ -92,6 +99,8 @@ impl FaultPlan {
             job_late_ppm: 0,
             job_late_max_min: 0,
             job_twice_ppm: 0,
+            partition_ppm: 0,
+            partition_max_min: 0,
         }
     }
 
@@ -112,6 +121,8 @@ impl FaultPlan {
             job_late_ppm: 100_000,
             job_late_max_min: 20,
             job_twice_ppm: 100_000,
+            partition_ppm: 300_000,
+            partition_max_min: 90,
             ..FaultPlan::none()
         }
     }
@@ -145,6 +156,7 @@ impl FaultPlan {
         let custodian_outage_ppm = maybe(300_000);
         let job_late_ppm = maybe(300_000);
         let job_twice_ppm = maybe(300_000);
+        let partition_ppm = maybe(600_000);
         let mut r = SplitMix(seed ^ 0x4C49_4D49_5453);
         FaultPlan {
             delay_min_ms: 1,
@@ -163,6 +175,8 @@ impl FaultPlan {
             job_late_ppm,
             job_late_max_min: 1 + r.next() % 25,
             job_twice_ppm,
+            partition_ppm,
+            partition_max_min: 5 + r.next() % 115,
         }
     }
 
@@ -191,6 +205,7 @@ impl FaultPlan {
             "custodian-outage" => self.custodian_outage_ppm,
             "job-late" => self.job_late_ppm,
             "job-twice" => self.job_twice_ppm,
+            "partition" => self.partition_ppm,
             _ => return None,
         })
     }
@@ -208,6 +223,7 @@ impl FaultPlan {
             "custodian-outage" => &mut p.custodian_outage_ppm,
             "job-late" => &mut p.job_late_ppm,
             "job-twice" => &mut p.job_twice_ppm,
+            "partition" => &mut p.partition_ppm,
             other => {
                 return Err(format!(
                     "without: `{other}` is not one of {}",
@@ -269,6 +285,11 @@ impl FaultPlan {
             format!(" up to {} min", self.job_late_max_min),
         );
         on("scheduled job twice", self.job_twice_ppm, String::new());
+        on(
+            "partition per day",
+            self.partition_ppm,
+            format!(" up to {} min", self.partition_max_min),
+        );
         if out.len() == 1 {
             out.push("no faults".to_string());
         }
@@ -299,6 +320,12 @@ impl FaultPlan {
                 return Err(format!("{name}: {min} is more than 180 minutes"));
             }
         }
+        if self.partition_max_min > 120 {
+            return Err(format!(
+                "partition_max_min: {} is more than 120 minutes",
+                self.partition_max_min
+            ));
+        }
         if self.job_late_max_min > 25 {
             return Err(format!(
                 "job_late_max_min: {} is more than 25 minutes",
@@ -315,6 +342,7 @@ impl FaultPlan {
             ("custodian_outage_ppm", self.custodian_outage_ppm),
             ("job_late_ppm", self.job_late_ppm),
             ("job_twice_ppm", self.job_twice_ppm),
+            ("partition_ppm", self.partition_ppm),
         ] {
             if rate > PPM {
                 return Err(format!("{name}: {rate} is more than {PPM}"));
@@ -370,7 +398,7 @@ mod tests {
 
     #[test]
     fn swarm_plans_are_valid_deterministic_and_varied() {
-        let mut kinds_on = [0u32; 9];
+        let mut kinds_on = [0u32; 10];
         for seed in 0..200 {
             let p = FaultPlan::swarm(seed);
             assert_eq!(p, FaultPlan::swarm(seed));
@@ -385,6 +413,7 @@ mod tests {
                 p.custodian_outage_ppm,
                 p.job_late_ppm,
                 p.job_twice_ppm,
+                p.partition_ppm,
             ];
             for (k, r) in rates.iter().enumerate() {
                 kinds_on[k] += (*r > 0) as u32;

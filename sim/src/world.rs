@@ -296,6 +296,8 @@ pub struct Stats {
     pub custodian_unreachable: u64,
     pub jobs_late: u64,
     pub jobs_twice: u64,
+    pub partitions: u64,
+    pub partition_drops: u64,
 }
 
 struct Queue {
@@ -328,6 +330,24 @@ struct WorldIo<'a> {
     now: Ts,
     boundaries: &'a mut BTreeMap<Service, u64>,
     crash_at: Option<(Service, u64)>,
+    partition: Option<Partition>,
+}
+
+/// A network partition: nothing passes between the two parties from `from` until `until`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Partition {
+    pub a: Service,
+    pub b: Service,
+    pub from: Ts,
+    pub until: Ts,
+}
+
+impl Partition {
+    fn cuts(&self, envelope: &Envelope, now: Ts) -> bool {
+        let pair = (envelope.from, envelope.to);
+        (self.from..self.until).contains(&now)
+            && (pair == (self.a, self.b) || pair == (self.b, self.a))
+    }
 }
 
 fn bus_send(
@@ -337,8 +357,13 @@ fn bus_send(
     rng: &mut SimRng,
     faults: &FaultPlan,
     stats: &mut Stats,
+    partition: Option<Partition>,
 ) {
     stats.messages_sent += 1;
+    if partition.is_some_and(|p| p.cuts(&envelope, now)) {
+        stats.partition_drops += 1;
+        return;
+    }
     if rng.chance_ppm(faults.loss_ppm) {
         stats.messages_lost += 1;
         return;
@@ -386,6 +411,7 @@ impl Io for WorldIo<'_> {
             self.bus_rng,
             self.faults,
             self.stats,
+            self.partition,
         );
     }
 
@@ -496,6 +522,8 @@ pub struct World {
     pub(crate) custodian_outage: Option<(Ts, Ts)>,
     /// Effect boundaries passed so far, per service (for `SimConfig::crash_at`).
     pub(crate) boundaries: BTreeMap<Service, u64>,
+    /// Today's network partition, if any.
+    pub(crate) partition: Option<Partition>,
 }
 
 /// How long a member's client or the scheduler waits for an acknowledgement before sending again.
@@ -584,6 +612,7 @@ impl World {
             external_unacked: BTreeMap::new(),
             custodian_outage: None,
             boundaries: BTreeMap::new(),
+            partition: None,
             cfg,
         };
         world.clock.set(world.now);
@@ -633,6 +662,26 @@ impl World {
     /// The last simulated day.
     pub fn last_day(&self) -> Date {
         self.last_day
+    }
+
+    /// No message on the bus, none waiting for an acknowledgement, no effect waiting, and
+    /// today's re-balancing pass (which the model makes at the job's time) has run.
+    fn messages_settled(&self) -> bool {
+        let today = Date::of(self.now);
+        let rebalanced = today > self.last_activity_day
+            || !today.is_business_day()
+            || self
+                .rebalancing
+                .process()
+                .is_some_and(|r| r.passes_done().contains(&today));
+        rebalanced
+            && self.queue.in_flight_messages == 0
+            && self.external_unacked.is_empty()
+            && self.intake.outbox_is_empty()
+            && self.aggregation.outbox_is_empty()
+            && self.pricing.outbox_is_empty()
+            && self.settlement.outbox_is_empty()
+            && self.rebalancing.outbox_is_empty()
     }
 
     /// Nothing left to happen: no order waiting, no trade unsettled, no message in flight, no
@@ -692,6 +741,7 @@ impl World {
                 now: self.now,
                 boundaries: &mut self.boundaries,
                 crash_at: self.cfg.crash_at,
+                partition: self.partition,
             },
             &mut self.intake,
             &mut self.aggregation,
@@ -741,6 +791,41 @@ impl World {
             },
             spontaneous,
         );
+    }
+
+    /// A partition between two parties, at night or in the morning: never in the hours around
+    /// the cut-off and the valuation point (13:30 to 18:30), when a held-up order would change
+    /// its trade date and so what every member should hold.
+    fn draw_partition(&mut self, date: Date) -> Partition {
+        const PARTIES: [Service; 6] = [
+            Service::Intake,
+            Service::Aggregation,
+            Service::Pricing,
+            Service::Settlement,
+            Service::Rebalancing,
+            Service::Custodian,
+        ];
+        let rng = &mut self.fault_rng;
+        let a = PARTIES[rng.below(PARTIES.len() as u64) as usize];
+        let b = loop {
+            let b = PARTIES[rng.below(PARTIES.len() as u64) as usize];
+            if b != a {
+                break b;
+            }
+        };
+        let minutes = rng.between(5, self.cfg.faults.partition_max_min.max(5));
+        let start_min = if rng.below(2) == 0 {
+            rng.between(0, (13 * 60 + 30 - minutes).max(1))
+        } else {
+            rng.between(18 * 60 + 30, (23 * 60 - minutes).max(18 * 60 + 30))
+        };
+        let from = date.at_minute(start_min as u32);
+        Partition {
+            a,
+            b,
+            from,
+            until: from + minutes * NS_PER_MIN,
+        }
     }
 
     /// Whether the custodian is unreachable now.
@@ -813,6 +898,7 @@ impl World {
             &mut self.bus_rng,
             &self.cfg.faults,
             &mut self.stats,
+            self.partition,
         );
     }
 
@@ -831,6 +917,13 @@ impl World {
                     return;
                 }
                 self.custodian_outage = None;
+                self.partition = None;
+                if date.is_business_day()
+                    && self.fault_rng.chance_ppm(self.cfg.faults.partition_ppm)
+                {
+                    self.stats.partitions += 1;
+                    self.partition = Some(self.draw_partition(date));
+                }
                 if date.is_business_day()
                     && self
                         .fault_rng
@@ -1251,8 +1344,9 @@ impl World {
         for v in std::mem::take(&mut self.checker.found) {
             self.record(v, &event);
         }
-        if self.queue.in_flight_messages > 0 {
-            // Oracles compare settled states; with messages in flight the platform lags them.
+        if !self.messages_settled() {
+            // Oracles compare settled states; with messages in flight, or held up for want of an
+            // acknowledgement, the platform lags them.
             return;
         }
         // Nothing in flight: what was posted into the trading accounts is exactly what they have
@@ -1540,6 +1634,8 @@ impl World {
                 ("custodian_unreachable", self.stats.custodian_unreachable),
                 ("jobs_late", self.stats.jobs_late),
                 ("jobs_twice", self.stats.jobs_twice),
+                ("partitions", self.stats.partitions),
+                ("partition_drops", self.stats.partition_drops),
             ]
             .iter()
             .map(|(k, n)| (k.to_string(), *n))

@@ -20,7 +20,7 @@
 //! million members is a tight loop (measured in `bench/`).
 
 use super::tag;
-use crate::calendar::Date;
+use crate::calendar::{Date, Ts};
 use crate::messages::{
     msg_id, Instruction, InstructionId, InstructionKind, Message, MsgKind, Origin,
 };
@@ -199,6 +199,11 @@ pub fn rebalance_instruction_id(member: MemberId, date: Date, index: u64) -> Ins
     1 << 63 | member << 24 | (date.0 as u64 & 0xF_FFFF) << 4 | index
 }
 
+/// How long a pass waits when the day's pricing is not complete.
+pub const POSTPONE_NS: Ts = 30 * crate::calendar::NS_PER_MIN;
+/// How many times a pass waits at most (three hours).
+pub const POSTPONE_ATTEMPTS_MAX: u32 = 6;
+
 const PHASE_SCAN: u64 = 1;
 const PHASE_UNITS: u64 = 2;
 
@@ -210,6 +215,8 @@ struct Pass {
     lookups: u64,
     scan_done: bool,
     pages: u64,
+    /// Accounts with a reservation pending: an order of the day not yet priced.
+    reservations: u64,
 }
 
 /// The re-balancing process.
@@ -217,6 +224,8 @@ pub struct Rebalancing {
     set: ModelSet,
     pass: Option<Pass>,
     done: std::collections::BTreeSet<Date>,
+    /// Passes waiting for the day's pricing to complete, with their prices.
+    postponed: std::collections::BTreeMap<Date, ([Price; MODEL_FUNDS], u32)>,
     /// Switches proposed over all passes.
     pub proposed: u64,
 }
@@ -228,8 +237,27 @@ impl Rebalancing {
             set,
             pass: None,
             done: Default::default(),
+            postponed: Default::default(),
             proposed: 0,
         }
+    }
+
+    fn start(&mut self, date: Date, prices: [Price; MODEL_FUNDS], fx: &mut Effects) {
+        self.pass = Some(Pass {
+            date,
+            prices,
+            portfolios: Default::default(),
+            lookups: 0,
+            scan_done: false,
+            pages: 0,
+            reservations: 0,
+        });
+        self.scan(date, 0, 0, fx);
+    }
+
+    /// Dates whose pass has run.
+    pub fn passes_done(&self) -> &std::collections::BTreeSet<Date> {
+        &self.done
     }
 
     fn scan(&mut self, date: Date, page: u64, timestamp_min: u64, fx: &mut Effects) {
@@ -245,9 +273,10 @@ impl Rebalancing {
         );
     }
 
-    fn on_cash_page(&mut self, page: u64, accounts: &[Account], fx: &mut Effects) {
+    fn on_cash_page(&mut self, page: u64, accounts: &[Account], now: Ts, fx: &mut Effects) {
         let pass = self.pass.as_mut().expect("pass running");
         for a in accounts {
+            pass.reservations += (a.debits_pending > 0) as u64;
             pass.portfolios.insert(
                 a.user_data_64,
                 Portfolio {
@@ -285,11 +314,11 @@ impl Rebalancing {
             self.scan(date, page + 1, next, fx);
         } else {
             pass.scan_done = true;
-            self.maybe_finish(fx);
+            self.maybe_finish(now, fx);
         }
     }
 
-    fn on_units(&mut self, accounts: &[Account], fx: &mut Effects) {
+    fn on_units(&mut self, accounts: &[Account], now: Ts, fx: &mut Effects) {
         let pass = self.pass.as_mut().expect("pass running");
         for a in accounts {
             let member = a.user_data_64;
@@ -302,17 +331,29 @@ impl Rebalancing {
             };
             p.units[fund] = (a.credits_posted - a.debits_posted) as u64;
             p.busy |= a.debits_pending > 0 || a.credits_pending > 0;
+            pass.reservations += (a.debits_pending > 0) as u64;
         }
         pass.lookups -= 1;
-        self.maybe_finish(fx);
+        self.maybe_finish(now, fx);
     }
 
-    fn maybe_finish(&mut self, fx: &mut Effects) {
+    fn maybe_finish(&mut self, now: Ts, fx: &mut Effects) {
         let pass = self.pass.as_ref().expect("pass running");
         if !pass.scan_done || pass.lookups > 0 {
             return;
         }
         let pass = self.pass.take().expect("pass running");
+        let attempts = self.postponed.get(&pass.date).map_or(0, |p| p.1);
+        if pass.reservations > 0 && attempts < POSTPONE_ATTEMPTS_MAX {
+            // Some of the day's orders are not priced yet (a confirmation late or lost and being
+            // chased): the pots are not what they will be. Look again later, at the same prices
+            // (a bounded number of times; then the members concerned count as busy).
+            self.postponed
+                .insert(pass.date, (pass.prices, attempts + 1));
+            fx.timer(pass.date.0 as u64, now + POSTPONE_NS);
+            return;
+        }
+        self.postponed.remove(&pass.date);
         let portfolios: Vec<Portfolio> = pass.portfolios.into_values().collect();
         let proposals = plan(&portfolios, &pass.prices, &self.set);
         let mut index = 0;
@@ -350,14 +391,16 @@ impl Process for Rebalancing {
         "rebalancing"
     }
 
-    fn handle(&mut self, _ctx: &Ctx, input: &Input, fx: &mut Effects) {
+    fn handle(&mut self, ctx: &Ctx, input: &Input, fx: &mut Effects) {
         match input {
             Input::Message(env) => match &env.body {
                 Message::Rebalance { date, prices } => {
-                    // A job that fires twice, or while a pass runs, does nothing more.
+                    // A job that fires twice, or while a pass runs, does nothing more. A new day's
+                    // job supersedes a pass still waiting for yesterday's pricing.
                     if self.done.contains(date) || self.pass.is_some() {
                         return;
                     }
+                    self.postponed.retain(|d, _| d > date);
                     let mut by_fund = [Price(0); MODEL_FUNDS];
                     for (i, f) in self.set.funds.iter().enumerate() {
                         match prices.iter().find(|(pf, _)| pf == f) {
@@ -368,30 +411,32 @@ impl Process for Rebalancing {
                             }
                         }
                     }
-                    self.pass = Some(Pass {
-                        date: *date,
-                        prices: by_fund,
-                        portfolios: Default::default(),
-                        lookups: 0,
-                        scan_done: false,
-                        pages: 0,
-                    });
-                    self.scan(*date, 0, 0, fx);
+                    self.start(*date, by_fund, fx);
                 }
                 other => fx.alert("rebalancing", format!("unexpected message {other:?}")),
             },
             Input::Ledger { tag, reply } => {
                 let (_, phase, page) = super::untag(*tag);
                 match (phase, reply) {
-                    (PHASE_SCAN, LedgerReply::Accounts(a)) => self.on_cash_page(page, a, fx),
-                    (PHASE_UNITS, LedgerReply::Accounts(a)) => self.on_units(a, fx),
+                    (PHASE_SCAN, LedgerReply::Accounts(a)) => {
+                        self.on_cash_page(page, a, ctx.now, fx)
+                    }
+                    (PHASE_UNITS, LedgerReply::Accounts(a)) => self.on_units(a, ctx.now, fx),
                     _ => fx.alert(
                         "rebalancing",
                         format!("unexpected ledger reply for tag {tag:#x}"),
                     ),
                 }
             }
-            Input::Timer { .. } => fx.alert("rebalancing", "unexpected timer".to_string()),
+            Input::Timer { timer_id } => {
+                let date = Date(*timer_id as u32);
+                let newest = self.postponed.keys().next_back() == Some(&date);
+                if let (Some((prices, _)), None, true) =
+                    (self.postponed.get(&date).copied(), &self.pass, newest)
+                {
+                    self.start(date, prices, fx);
+                }
+            }
         }
     }
 }
