@@ -361,3 +361,52 @@ pub fn world(cfg: SimConfig, addresses: &str) -> Result<World, String> {
     let backend = TigerBeetleBackend::connect(0, addresses, clock.clone())?;
     Ok(World::with_ledger(cfg, clock, Box::new(backend)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::agree;
+
+    const OK: u8 = 0;
+    const EXISTS: u8 = 1;
+    const FAILED: u8 = 2;
+    const OTHER: u8 = 3;
+    const NAMES: (u8, u8, u8) = (OK, EXISTS, FAILED);
+
+    #[test]
+    fn equal_results_agree() {
+        assert_eq!(
+            agree(
+                &[false, true, false],
+                &[OK, OTHER, FAILED],
+                &[OK, OTHER, FAILED],
+                NAMES
+            ),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn a_request_applied_before_its_retry_agrees() {
+        // A lone event, then a chain of three: applied by an attempt whose reply was lost.
+        let linked = [false, true, true, false];
+        let cluster = [EXISTS, EXISTS, FAILED, FAILED];
+        let shadow = [OK, OK, OK, OK];
+        assert_eq!(agree(&linked, &cluster, &shadow, NAMES), Ok(4));
+    }
+
+    #[test]
+    fn anything_else_disagrees_at_the_first_difference() {
+        assert_eq!(
+            agree(&[false, false], &[OK, OTHER], &[OK, OK], NAMES),
+            Err(1)
+        );
+        // `exists` on the shadow's failure is not a lost reply.
+        assert_eq!(agree(&[false], &[EXISTS], &[OTHER], NAMES), Err(0));
+        // A chain half applied cannot be.
+        assert_eq!(
+            agree(&[true, false], &[EXISTS, OK], &[OK, OK], NAMES),
+            Err(0)
+        );
+        assert_eq!(agree(&[false], &[OK, OK], &[OK], NAMES), Err(1));
+    }
+}

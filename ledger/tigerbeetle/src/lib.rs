@@ -37,10 +37,17 @@ use tigerbeetle_unofficial::error::{CreateAccountsError, CreateTransfersError, S
 /// How long a call waits without any reply before it reports [`LedgerError::Unavailable`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many requests [`TigerBeetleLedger::create_transfers_many`] keeps queued in the client at
-/// once by default. The client sends one request at a time per session; queueing the next ones
-/// lets it send each as soon as the previous reply arrives, without a round trip through us.
-pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 4;
+/// How many requests [`TigerBeetleLedger::create_transfers_many`] and the `*_batches` calls keep
+/// queued in the client at once, and the most they may: one in flight and one waiting. The
+/// client sends one request at a time per session; queueing the next one lets it go as soon as
+/// the previous reply arrives, without a round trip through us.
+///
+/// Never more: TigerBeetle 0.16's client packs a newly queued request into the *oldest* waiting
+/// request of the same operation that has room (its "multi-batch"), so with two or more waiting
+/// behind the one in flight, a small request can overtake a larger one queued before it, and be
+/// applied first. Found by `tb_platform_bench` (account creations answered `exists` before the
+/// request that created them); `tests/batches.rs` checks the order.
+pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 2;
 
 /// A [`Ledger`] backed by a TigerBeetle cluster. See the crate documentation.
 pub struct TigerBeetleLedger {
@@ -96,9 +103,11 @@ impl TigerBeetleLedger {
         self.request_timeout = timeout;
     }
 
-    /// How many requests [`Self::create_transfers_many`] queues at once (at least 1).
+    /// How many requests [`Self::create_transfers_many`] and the `*_batches` calls queue at
+    /// once: 1 or 2 (more would let the client reorder them, see
+    /// [`DEFAULT_REQUESTS_IN_FLIGHT`]).
     pub fn set_requests_in_flight(&mut self, requests: usize) {
-        self.requests_in_flight = requests.max(1);
+        self.requests_in_flight = requests.clamp(1, DEFAULT_REQUESTS_IN_FLIGHT);
     }
 
     pub fn cluster_id(&self) -> u128 {
@@ -143,6 +152,82 @@ impl TigerBeetleLedger {
             results.extend(self.transfer_results(range.len(), reply)?);
         }
         Ok(results)
+    }
+
+    /// Applies `batches` in order, each with the results it would have alone, packing
+    /// consecutive batches into requests of at most [`BATCH_EVENTS_MAX`] events (a batch is never
+    /// split) and keeping [`Self::set_requests_in_flight`] of them queued in the client. Returns
+    /// the results of each batch.
+    ///
+    /// Packing does not change what a batch does: a batch that ends inside a linked chain ends
+    /// its request (its chain stays open, as alone), and batches whose first events differ in
+    /// `imported` are not packed together (the first event decides for the whole request). What
+    /// differs is the timestamps (one request, consecutive) and so the moment at which pending
+    /// transfers with a timeout can expire between batches. This is what TigerBeetle's client
+    /// does with concurrent requests (its multi-batch), but in order: many small batches cost
+    /// about what one large one does. If any request gets no reply, the whole call is
+    /// `Unavailable` (some requests may have been applied).
+    pub fn create_transfers_batches(
+        &mut self,
+        batches: &[Vec<Transfer>],
+    ) -> Result<Vec<Vec<CreateTransferResult>>, LedgerError> {
+        let groups = pack_batches(batches, |t| {
+            (
+                t.flags.contains(TransferFlags::LINKED),
+                t.flags.contains(TransferFlags::IMPORTED),
+            )
+        })?;
+        let jobs = groups.iter().map(|group| {
+            let request: Vec<tb::Transfer> = batches[group.clone()]
+                .iter()
+                .flatten()
+                .map(to_tb_transfer)
+                .collect();
+            self.client.create_transfers(request)
+        });
+        let replies = drive(jobs, self.requests_in_flight, self.request_timeout)
+            .map_err(|stalled| self.stalled(stalled))?;
+        let mut out = Vec::with_capacity(batches.len());
+        for (group, reply) in groups.iter().zip(replies) {
+            let events = batches[group.clone()].iter().map(Vec::len).sum();
+            let mut results = self.transfer_results(events, reply)?.into_iter();
+            for batch in &batches[group.clone()] {
+                out.push(results.by_ref().take(batch.len()).collect());
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Self::create_transfers_batches`] for accounts.
+    pub fn create_accounts_batches(
+        &mut self,
+        batches: &[Vec<Account>],
+    ) -> Result<Vec<Vec<CreateAccountResult>>, LedgerError> {
+        let groups = pack_batches(batches, |a| {
+            (
+                a.flags.contains(AccountFlags::LINKED),
+                a.flags.contains(AccountFlags::IMPORTED),
+            )
+        })?;
+        let jobs = groups.iter().map(|group| {
+            let request: Vec<tb::Account> = batches[group.clone()]
+                .iter()
+                .flatten()
+                .map(to_tb_account)
+                .collect();
+            self.client.create_accounts(request)
+        });
+        let replies = drive(jobs, self.requests_in_flight, self.request_timeout)
+            .map_err(|stalled| self.stalled(stalled))?;
+        let mut out = Vec::with_capacity(batches.len());
+        for (group, reply) in groups.iter().zip(replies) {
+            let events = batches[group.clone()].iter().map(Vec::len).sum();
+            let mut results = self.account_results(events, reply)?.into_iter();
+            for batch in &batches[group.clone()] {
+                out.push(results.by_ref().take(batch.len()).collect());
+            }
+        }
+        Ok(out)
     }
 
     fn block_on<F: Future>(&self, future: F) -> Result<F::Output, LedgerError> {
@@ -313,6 +398,51 @@ fn set_result<R>(results: &mut [R], index: u32, result: R) -> Result<(), LedgerE
     })?;
     *slot = result;
     Ok(())
+}
+
+/// Groups consecutive batches into requests (ranges of batch indexes) of at most
+/// [`BATCH_EVENTS_MAX`] events, such that each batch does in its request what it would do alone:
+/// a batch whose last event is `linked` (an open chain) ends its request, and a request holds
+/// only batches whose first events agree on `imported`. Empty batches are sent alone (TigerBeetle
+/// answers an empty request with no results). `flags(event) = (linked, imported)`.
+pub fn pack_batches<E>(
+    batches: &[Vec<E>],
+    flags: impl Fn(&E) -> (bool, bool),
+) -> Result<Vec<std::ops::Range<usize>>, LedgerError> {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    let mut events = 0;
+    let mut imported = None;
+    let mut closed = true;
+    for (i, batch) in batches.iter().enumerate() {
+        check_batch_len(batch.len())?;
+        let first_imported = batch.first().map(|e| flags(e).1);
+        let fits = events + batch.len() <= BATCH_EVENTS_MAX
+            && closed
+            && !batch.is_empty()
+            && events > 0
+            && first_imported == imported;
+        if !fits && i > start {
+            groups.push(start..i);
+            start = i;
+            events = 0;
+        }
+        if events == 0 {
+            imported = first_imported;
+        }
+        events += batch.len();
+        closed = batch.last().is_none_or(|e| !flags(e).0);
+        if batch.is_empty() {
+            groups.push(start..i + 1);
+            start = i + 1;
+            events = 0;
+            closed = true;
+        }
+    }
+    if start < batches.len() {
+        groups.push(start..batches.len());
+    }
+    Ok(groups)
 }
 
 /// Splits `events` into consecutive ranges of at most `max` events, cutting after the last
@@ -563,6 +693,53 @@ mod tests {
     fn split_cuts_a_chain_longer_than_a_request() {
         let events: Vec<Transfer> = (0..6).map(|i| transfer(i + 1, i < 5)).collect();
         assert_eq!(split_batches(&events, 4), vec![0..4, 4..6]);
+    }
+
+    fn flags(t: &Transfer) -> (bool, bool) {
+        (
+            t.flags.contains(TransferFlags::LINKED),
+            t.flags.contains(TransferFlags::IMPORTED),
+        )
+    }
+
+    #[test]
+    fn packing_keeps_batches_whole_and_within_a_request() {
+        let batch = |n: u128| (0..n).map(|i| transfer(i + 1, false)).collect::<Vec<_>>();
+        let batches = vec![
+            batch(1),
+            batch(2),
+            batch(8186),
+            batch(1),
+            batch(8189),
+            batch(3),
+        ];
+        assert_eq!(
+            pack_batches(&batches, flags).unwrap(),
+            vec![0..3, 3..4, 4..5, 5..6]
+        );
+        assert_eq!(pack_batches::<Transfer>(&[], flags).unwrap(), vec![]);
+        let too_big = vec![batch(BATCH_EVENTS_MAX as u128 + 1)];
+        assert!(pack_batches(&too_big, flags).is_err());
+    }
+
+    #[test]
+    fn packing_ends_a_request_at_an_open_chain_and_at_a_change_of_imported() {
+        let mut open = vec![transfer(1, false), transfer(2, true)];
+        let mut imported = vec![transfer(3, false)];
+        imported[0].flags |= TransferFlags::IMPORTED;
+        let batches = vec![
+            vec![transfer(4, false)],
+            std::mem::take(&mut open),
+            vec![transfer(5, false)],
+            imported.clone(),
+            imported,
+            vec![],
+            vec![transfer(6, false)],
+        ];
+        assert_eq!(
+            pack_batches(&batches, flags).unwrap(),
+            vec![0..2, 2..3, 3..5, 5..6, 6..7]
+        );
     }
 
     #[test]
