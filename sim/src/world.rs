@@ -282,9 +282,7 @@ pub struct Stats {
     pub messages_lost: u64,
     pub messages_duplicated: u64,
     pub duplicates_dropped: u64,
-    pub member_orders: u64,
     pub external_trades: u64,
-    pub instructions_sent: u64,
     pub crashes: u64,
     pub redeliveries: u64,
     pub external_retries: u64,
@@ -984,7 +982,6 @@ impl World {
                     .push(date.at_minute(23 * 60 + 30), Event::EndOfDay(date));
             }
             Event::MemberSend(instruction) => {
-                self.stats.instructions_sent += 1;
                 let envelope = Envelope {
                     id: msg_id(MsgKind::Instruction, instruction.id, 0),
                     from: Service::Members,
@@ -1284,19 +1281,23 @@ impl World {
         self.compare_units(&pots, false, event);
     }
 
+    /// The accounts of `ids` (at most one batch) that exist, by id.
+    fn accounts_by_id(&mut self, ids: &[u128]) -> BTreeMap<u128, Account> {
+        self.ledger
+            .lookup_accounts(ids)
+            .expect("ledger reachable")
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect()
+    }
+
     fn compare_units(&mut self, pots: &[(u64, FundId)], with_reserved: bool, event: &str) {
         for chunk in pots.chunks(acme_ledger::BATCH_EVENTS_MAX) {
             let ids: Vec<u128> = chunk
                 .iter()
                 .map(|&(m, f)| chart::member_units(m, f))
                 .collect();
-            let found: BTreeMap<u128, Account> = self
-                .ledger
-                .lookup_accounts(&ids)
-                .expect("embedded ledger")
-                .into_iter()
-                .map(|a| (a.id, a))
-                .collect();
+            let found = self.accounts_by_id(&ids);
             for (&(member, fund), id) in chunk.iter().zip(&ids) {
                 let expected = self.oracle.units(member, fund);
                 let (settled, pending, reserved) = found
@@ -1410,13 +1411,7 @@ impl World {
         let members: Vec<(u64, u64)> = self.oracle.members().map(|(&m, &c)| (m, c)).collect();
         for chunk in members.chunks(acme_ledger::BATCH_EVENTS_MAX) {
             let ids: Vec<u128> = chunk.iter().map(|&(m, _)| chart::member_cash(m)).collect();
-            let found: BTreeMap<u128, Account> = self
-                .ledger
-                .lookup_accounts(&ids)
-                .expect("embedded ledger")
-                .into_iter()
-                .map(|a| (a.id, a))
-                .collect();
+            let found = self.accounts_by_id(&ids);
             for (&(member, expected), id) in chunk.iter().zip(&ids) {
                 let figures = found.get(id).map(|a| {
                     (
@@ -1681,6 +1676,3 @@ fn describe(event: &Event) -> String {
         other => format!("{other:?}"),
     }
 }
-
-/// Minutes, for schedule arithmetic in tests.
-pub const MINUTE: Ts = NS_PER_MIN;

@@ -52,10 +52,6 @@ impl Aggregation {
         date
     }
 
-    pub fn open_orders(&self) -> usize {
-        self.open.values().map(Vec::len).sum()
-    }
-
     fn cut_off(&mut self, date: Date, fx: &mut Effects) {
         if !self.closed.insert(date) {
             return; // this cut-off ran already

@@ -304,31 +304,34 @@ pub fn pending_lines(trade: &ExternalTrade, a: &Allocation) -> Vec<Transfer> {
         });
     }
     let sub = line_sub(0, a.revision);
-    if a.units_residual > 0 {
-        out.push(Transfer {
-            id: transfer_id(Step::BuyUnitsRounding, Domain::Trade, trade.id, sub),
-            debit_account_id: trading_units,
-            credit_account_id: chart::house(AccountKind::AcmeRounding, fund_ledger),
-            amount: a.units_residual as u128,
-            user_data_128: trade.id as u128,
-            ledger: fund_ledger,
-            code: Step::BuyUnitsRounding.code(),
-            flags: TransferFlags::PENDING,
-            ..Transfer::default()
-        });
-    }
-    if a.cash_residual > 0 {
-        out.push(Transfer {
-            id: transfer_id(Step::SellCashRounding, Domain::Trade, trade.id, sub),
-            debit_account_id: trading_cash,
-            credit_account_id: chart::house(AccountKind::AcmeRounding, LEDGER_CASH_GBP),
-            amount: a.cash_residual as u128,
-            user_data_128: trade.id as u128,
-            ledger: LEDGER_CASH_GBP,
-            code: Step::SellCashRounding.code(),
-            flags: TransferFlags::PENDING,
-            ..Transfer::default()
-        });
+    let residuals = [
+        (
+            Step::BuyUnitsRounding,
+            a.units_residual,
+            trading_units,
+            fund_ledger,
+        ),
+        (
+            Step::SellCashRounding,
+            a.cash_residual,
+            trading_cash,
+            LEDGER_CASH_GBP,
+        ),
+    ];
+    for (step, amount, trading, ledger) in residuals {
+        if amount > 0 {
+            out.push(Transfer {
+                id: transfer_id(step, Domain::Trade, trade.id, sub),
+                debit_account_id: trading,
+                credit_account_id: chart::house(AccountKind::AcmeRounding, ledger),
+                amount: amount as u128,
+                user_data_128: trade.id as u128,
+                ledger,
+                code: step.code(),
+                flags: TransferFlags::PENDING,
+                ..Transfer::default()
+            });
+        }
     }
     out
 }

@@ -80,10 +80,6 @@ impl Pricing {
         }
     }
 
-    pub fn chases_sent(&self) -> u64 {
-        self.chases.values().sum()
-    }
-
     fn on_chase_timer(&mut self, trade_id: TradeId, now: Ts, fx: &mut Effects) {
         let answered = self
             .trades
@@ -104,13 +100,6 @@ impl Pricing {
             trade_id,
             now + self.schedule.chase_after_min as u64 * NS_PER_MIN,
         );
-    }
-
-    pub fn booked_trades(&self) -> usize {
-        self.trades
-            .values()
-            .filter(|t| t.stage == Stage::Booked)
-            .count()
     }
 
     fn state(&mut self, trade_id: TradeId) -> &mut TradeState {

@@ -214,7 +214,6 @@ struct Pass {
     /// Unit lookups outstanding; the scan itself is done when `scan_done`.
     lookups: u64,
     scan_done: bool,
-    pages: u64,
     /// Accounts with a reservation pending: an order of the day not yet priced.
     reservations: u64,
 }
@@ -249,7 +248,6 @@ impl Rebalancing {
             portfolios: Default::default(),
             lookups: 0,
             scan_done: false,
-            pages: 0,
             reservations: 0,
         });
         self.scan(date, 0, 0, fx);
@@ -308,7 +306,6 @@ impl Rebalancing {
             chunk += 1;
         }
         pass.lookups += chunk;
-        pass.pages += 1;
         if accounts.len() == QUERY_RESULTS_MAX as usize {
             let next = accounts.last().expect("full page").timestamp + 1;
             self.scan(date, page + 1, next, fx);

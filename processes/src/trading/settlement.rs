@@ -81,10 +81,6 @@ impl Settlement {
         }
     }
 
-    pub fn chases_sent(&self) -> u64 {
-        self.chases.values().sum()
-    }
-
     fn on_chase_timer(&mut self, trade_id: TradeId, now: Ts, fx: &mut Effects) {
         if self.done.contains(&trade_id) || self.running.contains_key(&trade_id) {
             return;
@@ -112,10 +108,6 @@ impl Settlement {
             trade_id,
             now + self.schedule.chase_after_min as u64 * NS_PER_MIN,
         );
-    }
-
-    pub fn settled_trades(&self) -> usize {
-        self.done.len()
     }
 
     fn try_start(&mut self, trade_id: TradeId, fx: &mut Effects) {
