@@ -12,9 +12,20 @@
 //!
 //! This crate is pure: no file, clock, thread or randomness of its own.
 
+pub mod checkpoint;
 pub mod checksum;
+mod codec;
+pub mod error;
 pub mod mem_storage;
+pub mod record;
+pub mod scan;
 pub mod storage;
+pub mod store;
+pub mod superblock;
+pub mod verify;
 
+pub use error::{Corruption, StoreError};
 pub use mem_storage::MemStorage;
 pub use storage::{read_exact_at, Storage, StorageError, StorageErrorKind};
+pub use store::{ChainHead, CheckpointReport, Config, Recovery, Replay, Store};
+pub use verify::{verify, VerifyReport};
