@@ -81,13 +81,16 @@ pub struct ScanEnd {
     pub watched: Option<u128>,
 }
 
+/// What a scan hands each record to: `(seq, kind, body)`; an `Err` stops the scan.
+pub type ApplyFn<'a> = dyn FnMut(u64, u16, &[u8]) -> Result<(), String> + 'a;
+
 /// Reads the log from `from.segment` to its end, calling `apply(seq, kind, body)` for every
 /// record at or after `from.apply_from`.
 pub fn scan(
     storage: &mut dyn Storage,
     segs: &[Segment],
     from: ScanFrom,
-    apply: &mut dyn FnMut(u64, u16, &[u8]) -> Result<(), String>,
+    apply: &mut ApplyFn<'_>,
 ) -> Result<ScanEnd, StoreError> {
     let mut end = ScanEnd {
         last_seq: 0,

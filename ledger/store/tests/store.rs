@@ -59,7 +59,7 @@ impl Replay for Bodies {
 
 fn body(i: u64) -> Vec<u8> {
     (0..(i * 37 % 300))
-        .map(|k| (k as u64 * 7 + i) as u8)
+        .map(|k| (k * 7 + i) as u8)
         .collect()
 }
 
@@ -143,8 +143,7 @@ fn checkpoints_remove_covered_segments_but_keep_a_fallback() {
     let current = damaged
         .files
         .keys()
-        .filter(|n| n.starts_with("checkpoint-"))
-        .next_back()
+        .rfind(|n| n.starts_with("checkpoint-"))
         .unwrap()
         .clone();
     damaged.files.get_mut(&current).unwrap()[200] ^= 1;
@@ -162,13 +161,6 @@ fn checkpoints_remove_covered_segments_but_keep_a_fallback() {
 #[test]
 fn a_torn_last_record_is_cut_and_reported() {
     let (storage, expected) = build(12, 0);
-    let last = storage
-        .files
-        .keys()
-        .filter(|n| n.starts_with("log-"))
-        .next_back()
-        .unwrap()
-        .clone();
     // A record past the boundary whose write a crash tore: write a 13th record by hand, then
     // tear its body. The superblock still says 12.
     let mut torn = storage.clone();
@@ -181,8 +173,7 @@ fn a_torn_last_record_is_cut_and_reported() {
         let seg = after
             .files
             .keys()
-            .filter(|n| n.starts_with("log-"))
-            .next_back()
+            .rfind(|n| n.starts_with("log-"))
             .unwrap()
             .clone();
         let mut data = after.files[&seg].clone();
@@ -199,7 +190,6 @@ fn a_torn_last_record_is_cut_and_reported() {
     assert_eq!(state, expected);
     let t = recovery.torn.expect("torn tail reported");
     assert_eq!(t.seq, 13);
-    let _ = last;
 }
 
 #[test]
