@@ -60,10 +60,33 @@ pub struct FaultPlan {
     pub partition_ppm: Ppm,
     /// Longest partition, minutes.
     pub partition_max_min: u64,
+    /// Chance, per mutating storage call (write, sync, directory sync, truncate, rename,
+    /// remove), that the machine loses power at that call: the call does not happen, and every
+    /// change not yet synced is kept, lost or torn per sector (see `acme_sim::disk`).
+    #[serde(default)]
+    pub storage_crash_ppm: Ppm,
+    /// Chance that a storage write fails with EIO, some of its sectors written anyway.
+    #[serde(default)]
+    pub storage_write_error_ppm: Ppm,
+    /// Chance that a storage sync fails with EIO, the file's unsynced writes each kept or lost
+    /// on the disk while reads still see them (fsyncgate).
+    #[serde(default)]
+    pub storage_sync_error_ppm: Ppm,
+    /// Chance that a storage read fails with EIO (transient: a retry may succeed).
+    #[serde(default)]
+    pub storage_read_error_ppm: Ppm,
+    /// Chance, per storage sync, that one bit of a file at rest flips (silent corruption: the
+    /// store must detect it and refuse, never serve it).
+    #[serde(default)]
+    pub storage_bitflip_ppm: Ppm,
+    /// Chance that a storage write lands a few sectors away from where it was aimed, in the same
+    /// file (silent corruption, as above).
+    #[serde(default)]
+    pub storage_misdirect_ppm: Ppm,
 }
 
 /// The fault kinds, by the names `--without` takes.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 12] = [
     "loss",
     "duplicate",
     "delay-spike",
@@ -74,6 +97,8 @@ pub const KINDS: [&str; 10] = [
     "job-late",
     "job-twice",
     "partition",
+    "storage",
+    "storage-corruption",
 ];
 
 /// The plan names `--faults` takes.
@@ -101,6 +126,12 @@ impl FaultPlan {
             job_twice_ppm: 0,
             partition_ppm: 0,
             partition_max_min: 0,
+            storage_crash_ppm: 0,
+            storage_write_error_ppm: 0,
+            storage_sync_error_ppm: 0,
+            storage_read_error_ppm: 0,
+            storage_bitflip_ppm: 0,
+            storage_misdirect_ppm: 0,
         }
     }
 
@@ -123,6 +154,12 @@ impl FaultPlan {
             job_twice_ppm: 100_000,
             partition_ppm: 300_000,
             partition_max_min: 90,
+            storage_crash_ppm: 2_000,
+            storage_write_error_ppm: 500,
+            storage_sync_error_ppm: 500,
+            storage_read_error_ppm: 1_000,
+            storage_bitflip_ppm: 200,
+            storage_misdirect_ppm: 100,
             ..FaultPlan::none()
         }
     }
@@ -137,7 +174,9 @@ impl FaultPlan {
     }
 
     /// The swarm plan of a seed: each fault on or off by a coin, its rate drawn in its range.
-    /// Deterministic in the seed; independent of everything else the seed draws.
+    /// Deterministic in the seed; independent of everything else the seed draws. Silent storage
+    /// corruption (bit flips, misdirected writes) is on in about one seed in eight each: a
+    /// corrupted committed record halts the ledger (safely) and so ends the run early.
     pub fn swarm(seed: u64) -> FaultPlan {
         let mut r = SplitMix(seed ^ 0x5357_4152_4D21);
         let mut maybe = |max: Ppm| -> Ppm {
@@ -157,6 +196,20 @@ impl FaultPlan {
         let job_late_ppm = maybe(300_000);
         let job_twice_ppm = maybe(300_000);
         let partition_ppm = maybe(600_000);
+        // Drawn after the others, so that adding them changed no earlier kind's draw.
+        let storage_crash_ppm = maybe(5_000);
+        let storage_write_error_ppm = maybe(2_000);
+        let storage_sync_error_ppm = maybe(2_000);
+        let storage_read_error_ppm = maybe(5_000);
+        let mut rare = |max: Ppm| -> Ppm {
+            if !r.next().is_multiple_of(8) {
+                0
+            } else {
+                1 + (r.next() % max as u64) as Ppm
+            }
+        };
+        let storage_bitflip_ppm = rare(1_000);
+        let storage_misdirect_ppm = rare(500);
         let mut r = SplitMix(seed ^ 0x4C49_4D49_5453);
         FaultPlan {
             delay_min_ms: 1,
@@ -177,6 +230,12 @@ impl FaultPlan {
             job_twice_ppm,
             partition_ppm,
             partition_max_min: 5 + r.next() % 115,
+            storage_crash_ppm,
+            storage_write_error_ppm,
+            storage_sync_error_ppm,
+            storage_read_error_ppm,
+            storage_bitflip_ppm,
+            storage_misdirect_ppm,
         }
     }
 
@@ -193,7 +252,8 @@ impl FaultPlan {
         }
     }
 
-    /// The rate of a fault kind (see [`KINDS`]).
+    /// The rate of a fault kind (see [`KINDS`]); for a kind that groups several rates
+    /// (`storage`, `storage-corruption`), the highest of them.
     pub fn rate(&self, kind: &str) -> Option<Ppm> {
         Some(match kind {
             "loss" => self.loss_ppm,
@@ -206,24 +266,38 @@ impl FaultPlan {
             "job-late" => self.job_late_ppm,
             "job-twice" => self.job_twice_ppm,
             "partition" => self.partition_ppm,
+            "storage" => self
+                .storage_crash_ppm
+                .max(self.storage_write_error_ppm)
+                .max(self.storage_sync_error_ppm)
+                .max(self.storage_read_error_ppm),
+            "storage-corruption" => self.storage_bitflip_ppm.max(self.storage_misdirect_ppm),
             _ => return None,
         })
     }
 
-    /// The plan with one kind of fault switched off.
+    /// The plan with one kind of fault switched off (`storage` switches off storage crashes and
+    /// write, sync and read errors; `storage-corruption` bit flips and misdirected writes).
     pub fn without(&self, kind: &str) -> Result<FaultPlan, String> {
         let mut p = self.clone();
-        let rate = match kind {
-            "loss" => &mut p.loss_ppm,
-            "duplicate" => &mut p.duplicate_ppm,
-            "delay-spike" => &mut p.delay_spike_ppm,
-            "crash" => &mut p.crash_ppm,
-            "custodian-silent" => &mut p.custodian_silent_ppm,
-            "custodian-late" => &mut p.custodian_late_ppm,
-            "custodian-outage" => &mut p.custodian_outage_ppm,
-            "job-late" => &mut p.job_late_ppm,
-            "job-twice" => &mut p.job_twice_ppm,
-            "partition" => &mut p.partition_ppm,
+        let rates: Vec<&mut Ppm> = match kind {
+            "loss" => vec![&mut p.loss_ppm],
+            "duplicate" => vec![&mut p.duplicate_ppm],
+            "delay-spike" => vec![&mut p.delay_spike_ppm],
+            "crash" => vec![&mut p.crash_ppm],
+            "custodian-silent" => vec![&mut p.custodian_silent_ppm],
+            "custodian-late" => vec![&mut p.custodian_late_ppm],
+            "custodian-outage" => vec![&mut p.custodian_outage_ppm],
+            "job-late" => vec![&mut p.job_late_ppm],
+            "job-twice" => vec![&mut p.job_twice_ppm],
+            "partition" => vec![&mut p.partition_ppm],
+            "storage" => vec![
+                &mut p.storage_crash_ppm,
+                &mut p.storage_write_error_ppm,
+                &mut p.storage_sync_error_ppm,
+                &mut p.storage_read_error_ppm,
+            ],
+            "storage-corruption" => vec![&mut p.storage_bitflip_ppm, &mut p.storage_misdirect_ppm],
             other => {
                 return Err(format!(
                     "without: `{other}` is not one of {}",
@@ -231,7 +305,9 @@ impl FaultPlan {
                 ))
             }
         };
-        *rate = 0;
+        for rate in rates {
+            *rate = 0;
+        }
         Ok(p)
     }
 
@@ -290,6 +366,36 @@ impl FaultPlan {
             self.partition_ppm,
             format!(" up to {} min", self.partition_max_min),
         );
+        on(
+            "storage power loss per call",
+            self.storage_crash_ppm,
+            format!(" ({} ppm)", self.storage_crash_ppm),
+        );
+        on(
+            "storage write errors",
+            self.storage_write_error_ppm,
+            format!(" ({} ppm)", self.storage_write_error_ppm),
+        );
+        on(
+            "storage sync errors",
+            self.storage_sync_error_ppm,
+            format!(" ({} ppm)", self.storage_sync_error_ppm),
+        );
+        on(
+            "storage read errors",
+            self.storage_read_error_ppm,
+            format!(" ({} ppm)", self.storage_read_error_ppm),
+        );
+        on(
+            "storage bit flips per sync",
+            self.storage_bitflip_ppm,
+            format!(" ({} ppm)", self.storage_bitflip_ppm),
+        );
+        on(
+            "storage misdirected writes",
+            self.storage_misdirect_ppm,
+            format!(" ({} ppm)", self.storage_misdirect_ppm),
+        );
         if out.len() == 1 {
             out.push("no faults".to_string());
         }
@@ -343,6 +449,12 @@ impl FaultPlan {
             ("job_late_ppm", self.job_late_ppm),
             ("job_twice_ppm", self.job_twice_ppm),
             ("partition_ppm", self.partition_ppm),
+            ("storage_crash_ppm", self.storage_crash_ppm),
+            ("storage_write_error_ppm", self.storage_write_error_ppm),
+            ("storage_sync_error_ppm", self.storage_sync_error_ppm),
+            ("storage_read_error_ppm", self.storage_read_error_ppm),
+            ("storage_bitflip_ppm", self.storage_bitflip_ppm),
+            ("storage_misdirect_ppm", self.storage_misdirect_ppm),
         ] {
             if rate > PPM {
                 return Err(format!("{name}: {rate} is more than {PPM}"));
@@ -398,7 +510,7 @@ mod tests {
 
     #[test]
     fn swarm_plans_are_valid_deterministic_and_varied() {
-        let mut kinds_on = [0u32; 10];
+        let mut kinds_on = [0u32; 14];
         for seed in 0..200 {
             let p = FaultPlan::swarm(seed);
             assert_eq!(p, FaultPlan::swarm(seed));
@@ -414,6 +526,10 @@ mod tests {
                 p.job_late_ppm,
                 p.job_twice_ppm,
                 p.partition_ppm,
+                p.storage_crash_ppm,
+                p.storage_write_error_ppm,
+                p.storage_sync_error_ppm,
+                p.storage_read_error_ppm,
             ];
             for (k, r) in rates.iter().enumerate() {
                 kinds_on[k] += (*r > 0) as u32;
@@ -423,5 +539,99 @@ mod tests {
         assert!(kinds_on.iter().all(|&n| n > 50 && n < 150), "{kinds_on:?}");
         assert!(FaultPlan::swarm(1).describe().len() > 1);
         assert_eq!(FaultPlan::none().calm(), FaultPlan::none());
+    }
+
+    #[test]
+    fn storage_corruption_is_on_in_a_minority_of_seeds() {
+        let (mut bitflip, mut misdirect, mut either) = (0, 0, 0);
+        for seed in 0..1_000 {
+            let p = FaultPlan::swarm(seed);
+            bitflip += (p.storage_bitflip_ppm > 0) as u32;
+            misdirect += (p.storage_misdirect_ppm > 0) as u32;
+            either += (p.rate("storage-corruption").unwrap() > 0) as u32;
+        }
+        assert!(
+            (60..200).contains(&bitflip),
+            "bitflip on in {bitflip} of 1000"
+        );
+        assert!(
+            (60..200).contains(&misdirect),
+            "misdirect on in {misdirect} of 1000"
+        );
+        assert!(either < 400, "corruption on in {either} of 1000");
+    }
+
+    #[test]
+    fn the_storage_fields_left_the_earlier_swarm_draws_alone() {
+        // Seed 7's plan as drawn before the storage kinds were added.
+        let p = FaultPlan::swarm(7);
+        let before = FaultPlan {
+            delay_min_ms: 1,
+            delay_max_ms: 4936,
+            loss_ppm: 46152,
+            duplicate_ppm: 0,
+            delay_spike_ppm: 26930,
+            delay_spike_max_ms: 279209,
+            crash_ppm: 5346,
+            restart_delay_ms: 2871,
+            custodian_silent_ppm: 28056,
+            custodian_late_ppm: 18248,
+            custodian_late_max_min: 27,
+            custodian_outage_ppm: 0,
+            custodian_outage_max_min: 79,
+            job_late_ppm: 118569,
+            job_late_max_min: 8,
+            job_twice_ppm: 0,
+            partition_ppm: 0,
+            partition_max_min: 50,
+            ..p.clone()
+        };
+        assert_eq!(before, p);
+    }
+
+    #[test]
+    fn without_switches_off_storage_kinds_by_group() {
+        let d = FaultPlan::default_faults();
+        assert_eq!(d.rate("storage"), Some(2_000));
+        assert_eq!(d.rate("storage-corruption"), Some(200));
+        let s = d.without("storage").unwrap();
+        assert_eq!(
+            (
+                s.storage_crash_ppm,
+                s.storage_write_error_ppm,
+                s.storage_sync_error_ppm,
+                s.storage_read_error_ppm
+            ),
+            (0, 0, 0, 0)
+        );
+        assert_eq!((s.storage_bitflip_ppm, s.storage_misdirect_ppm), (200, 100));
+        assert_eq!(s.loss_ppm, d.loss_ppm);
+        let c = d.without("storage-corruption").unwrap();
+        assert_eq!((c.storage_bitflip_ppm, c.storage_misdirect_ppm), (0, 0));
+        assert_eq!(c.storage_crash_ppm, 2_000);
+        assert_eq!(c.rate("storage-corruption"), Some(0));
+        for kind in KINDS {
+            assert_eq!(d.without(kind).unwrap().rate(kind), Some(0), "{kind}");
+        }
+        assert!(d
+            .without("disk")
+            .unwrap_err()
+            .contains("storage-corruption"));
+        assert!(d
+            .describe()
+            .iter()
+            .any(|l| l == "storage bit flips per sync 0.02% (200 ppm)"));
+        assert!(FaultPlan::none()
+            .describe()
+            .iter()
+            .all(|l| !l.starts_with("storage")));
+        let bad = FaultPlan {
+            storage_read_error_ppm: PPM + 1,
+            ..FaultPlan::none()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .starts_with("storage_read_error_ppm"));
     }
 }

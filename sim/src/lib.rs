@@ -7,12 +7,15 @@
 //! - [`checker`]: named invariants over the ledger; [`oracle`]: the independent reference model of
 //!   what every member should hold; the custodian's own books are the second oracle.
 //! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports.
+//! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
+//!   EIO), behind the durable store's `Storage` port.
 //!
 //! Pure like the crates it drives: time is virtual, randomness is ChaCha from the seed, and no
 //! collection is iterated in hash order.
 
 pub mod checker;
 pub mod custodian;
+pub mod disk;
 pub mod export;
 pub mod market;
 pub mod members;

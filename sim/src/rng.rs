@@ -3,7 +3,7 @@
 //! Separate streams keep the parts independent: the market's prices do not change when the
 //! member population or the bus draws one number more, which keeps shrinking and debugging sane.
 
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// The streams of a run.
@@ -15,6 +15,10 @@ pub enum Stream {
     Bus = 3,
     Custodian = 4,
     Faults = 5,
+    /// The simulated disk's faults, drawn per storage call (`disk`).
+    Disk = 6,
+    /// What the simulated disk keeps, drops or tears of its unsynced changes at a power loss.
+    DiskPowerLoss = 7,
 }
 
 pub struct SimRng(ChaCha8Rng);
@@ -47,6 +51,11 @@ impl SimRng {
     /// True with probability `ppm / 1_000_000`.
     pub fn chance_ppm(&mut self, ppm: u32) -> bool {
         ppm > 0 && self.below(1_000_000) < ppm as u64
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        self.0.fill_bytes(buf);
     }
 
     /// An index drawn with the given integer weights.
