@@ -19,6 +19,6 @@ pub mod mem;
 pub mod port;
 pub mod types;
 
-pub use mem::MemLedger;
+pub use mem::{MemLedger, MemState};
 pub use port::{Clock, Ledger, LedgerError};
 pub use types::*;

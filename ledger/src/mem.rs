@@ -188,6 +188,10 @@ use rustc_hash::FxHashSet;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+#[path = "mem_state.rs"]
+mod state;
+pub use state::MemState;
+
 /// TigerBeetle's `TimestampRange.timestamp_max`: the top bit of a timestamp is its tombstone bit.
 const TIMESTAMP_MAX: u64 = (1 << 63) - 1;
 const NS_PER_S: u64 = 1_000_000_000;

@@ -1,0 +1,18 @@
+//! The durable embedded ledger: [`MemLedger`](acme_ledger::MemLedger)'s semantics, with every
+//! request in the store's log before it is answered, and recovery that rebuilds exactly the
+//! acknowledged ledger (checkpoint plus replay, each replayed request checked against its logged
+//! outcome).
+//!
+//! - [`ledger`]: [`DurableLedger`], the `Ledger` port on the store, with group commit.
+//! - [`codec`]: the log entries and the checkpoint state, byte for byte.
+//! - [`verify`]: the store verified and the replayed ledger checked: every ledger balanced, every
+//!   account's balances equal to what its transfers add up to.
+//!
+//! Pure like the store: all IO goes through the `Storage` port, time through the `Clock` port.
+
+pub mod codec;
+pub mod ledger;
+pub mod verify;
+
+pub use ledger::{Config, DurableLedger, PinnedClock, Replayer, Stats};
+pub use verify::{verify_ledger, LedgerReport};
