@@ -71,6 +71,9 @@ pub struct DurableLedger<S: Storage> {
     staged_entries: u32,
     log_bytes_since_checkpoint: u64,
     failure: Option<StoreError>,
+    /// The body of the record whose commit failed: applied in memory, never acknowledged, and
+    /// perhaps durable after all (a crash after the write, before the answer).
+    unacknowledged: Option<Vec<u8>>,
     stats: Stats,
 }
 
@@ -118,6 +121,7 @@ impl<S: Storage> DurableLedger<S> {
             staged_entries: 0,
             log_bytes_since_checkpoint: 0,
             failure: None,
+            unacknowledged: None,
             stats: Stats::default(),
         }
     }
@@ -147,6 +151,15 @@ impl<S: Storage> DurableLedger<S> {
     /// The in-memory ledger and the storage, for a caller that must look at both after a crash.
     pub fn into_parts(self) -> (MemLedger, S) {
         (self.mem, self.store.into_storage())
+    }
+
+    /// The requests of the commit that failed, if one did: applied in memory, never answered,
+    /// and on disk or not (a crash checker replays them onto the recovered ledger to compare).
+    pub fn unacknowledged(&self) -> Vec<Entry> {
+        self.unacknowledged
+            .as_deref()
+            .map(|body| codec::decode_group(&body[..]).expect("our own record decodes"))
+            .unwrap_or_default()
     }
 
     /// Requests staged and not yet committed.
@@ -205,6 +218,7 @@ impl<S: Storage> DurableLedger<S> {
         self.staged.clear();
         self.staged_entries = 0;
         if let Err(e) = self.store.append(KIND_GROUP, &body) {
+            self.unacknowledged = Some(body);
             return Err(self.stop(e));
         }
         self.stats.records += 1;
