@@ -158,7 +158,7 @@ impl<S: Storage> DurableLedger<S> {
     pub fn unacknowledged(&self) -> Vec<Entry> {
         self.unacknowledged
             .as_deref()
-            .map(|body| codec::decode_group(&body[..]).expect("our own record decodes"))
+            .map(|body| codec::decode_group(body).expect("our own record decodes"))
             .unwrap_or_default()
     }
 
