@@ -12,6 +12,7 @@
 //!
 //! This crate is pure: no file, clock, thread or randomness of its own.
 
+pub mod chain;
 pub mod checkpoint;
 pub mod checksum;
 mod codec;

@@ -78,6 +78,7 @@ pub struct ScanEnd {
     pub bytes: u64,
     /// The first record read, and the checksum of the watched record if it was read.
     pub first_seq: u64,
+    pub first_parent: u128,
     pub watched: Option<u128>,
 }
 
@@ -101,6 +102,7 @@ pub fn scan(
         records: 0,
         bytes: 0,
         first_seq: 0,
+        first_parent: 0,
         watched: None,
     };
     let Some(first) = segs.get(from.segment) else {
@@ -163,6 +165,7 @@ pub fn scan(
                     }
                     if end.records == 0 {
                         end.first_seq = header.sequence;
+                        end.first_parent = header.parent;
                     }
                     end.last_seq = header.sequence;
                     end.head = header.checksum;

@@ -6,6 +6,7 @@
 //! next record's body, so they share one write and one fdatasync. Any storage error stops the
 //! store for good: the caller opens it again, which recovers it (never retry an fsync).
 
+use crate::chain;
 use crate::checkpoint::{self, CheckpointHeader};
 use crate::error::{Corruption, StoreError};
 use crate::record::{self, RecordHeader, BODY_MAX};
@@ -225,6 +226,19 @@ impl<S: Storage> Store<S> {
                 self.guard(r)?;
             }
         }
+        let size = match self.storage.size(chain::FILE) {
+            Ok(size) => size,
+            Err(e) if e.kind == StorageErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        let torn = size % crate::record::HEADER_SIZE as u64;
+        if torn > 0 {
+            let r = self
+                .storage
+                .truncate(chain::FILE, size - torn)
+                .and_then(|_| self.storage.sync(chain::FILE));
+            self.guard(r)?;
+        }
         for name in self.storage.list()? {
             if name.starts_with("checkpoint-") && name.ends_with(".tmp") {
                 let r = self.storage.remove(&name);
@@ -373,13 +387,34 @@ impl<S: Storage> Store<S> {
             }
         }
         let segs = scan::segments(&mut self.storage)?;
-        for pair in segs.windows(2) {
-            // The segment holding the oldest kept checkpoint's record stays: recovery starts there.
-            if pair[1].first_seq <= oldest {
-                let r = self.storage.remove(&pair[0].name);
-                self.guard(r)?;
-                report.removed_segments.push(pair[0].name.clone());
+        // The segment holding the oldest kept checkpoint's record stays: recovery starts there.
+        let doomed: Vec<&Segment> = segs
+            .windows(2)
+            .filter(|pair| pair[1].first_seq <= oldest)
+            .map(|pair| &pair[0])
+            .collect();
+        if !doomed.is_empty() {
+            // Their headers go to the chain archive, durably, before the segments go.
+            let mut archive = chain::read(&mut self.storage, &[])?;
+            let created = archive.last_seq == 0;
+            for seg in &doomed {
+                let r = chain::append_segment(&mut self.storage, &mut archive, seg);
+                if r.is_err() {
+                    self.stopped = true;
+                }
+                report.archived_headers += r?;
             }
+            let r = self.storage.sync(chain::FILE);
+            self.guard(r)?;
+            if created {
+                let r = self.storage.sync_dir();
+                self.guard(r)?;
+            }
+        }
+        for seg in doomed {
+            let r = self.storage.remove(&seg.name);
+            self.guard(r)?;
+            report.removed_segments.push(seg.name.clone());
         }
         let r = self.storage.sync_dir();
         self.guard(r)?;
@@ -442,6 +477,8 @@ pub struct CheckpointReport {
     pub bytes: u64,
     pub removed_checkpoints: Vec<String>,
     pub removed_segments: Vec<String>,
+    /// Headers of removed records added to the chain archive.
+    pub archived_headers: u64,
 }
 
 /// The checkpoint recovery starts from.

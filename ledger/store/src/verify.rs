@@ -2,6 +2,7 @@
 //! last, and a replay from the checkpoint, on storage opened read-only. Unlike recovery, which
 //! carries on when a redundant copy lets it, verification reports every bad byte it can find.
 
+use crate::chain;
 use crate::checkpoint;
 use crate::error::{Corruption, StoreError};
 use crate::scan::{self, Segment, TornTail};
@@ -27,6 +28,8 @@ pub struct VerifyReport {
     pub segments: Vec<Segment>,
     /// The checkpoint the replay started from (0: none).
     pub checkpoint_seq: u64,
+    /// The last record whose header is in the chain archive (its segment was compacted away).
+    pub archived: u64,
     /// The first retained record, and how many records (and bytes) the log holds.
     pub first_seq: u64,
     pub records: u64,
@@ -138,8 +141,9 @@ pub fn verify(
                 }
             };
             report.torn = end.torn.clone();
+            let archived = check_archive(storage, &end, since, &mut report)?;
             if let Some(s) = since {
-                report.since = Some(check_since(s, &end, &report));
+                report.since = Some(check_since(s, &end, archived, &report));
             }
         }
         Err(StoreError::Corrupt(c)) => push_corruption(&mut report, c),
@@ -155,8 +159,73 @@ pub fn verify(
     Ok(report)
 }
 
-fn check_since(s: ChainHead, end: &scan::ScanEnd, report: &VerifyReport) -> Result<String, String> {
-    match end.watched {
+/// The chain archive, checked, and tied to the first retained record; returns the archived
+/// checksum of the auditor's record, if that record is archived rather than in the log.
+fn check_archive(
+    storage: &mut dyn Storage,
+    end: &scan::ScanEnd,
+    since: Option<ChainHead>,
+    report: &mut VerifyReport,
+) -> Result<Option<u128>, StoreError> {
+    let link = end.first_seq.saturating_sub(1);
+    let watch: Vec<u64> = [Some(link), since.map(|s| s.seq)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let archive = match chain::read(storage, &watch) {
+        Ok(a) => a,
+        Err(StoreError::Corrupt(c)) => {
+            push_corruption(report, c);
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    report.archived = archive.last_seq;
+    if archive.torn_bytes > 0 {
+        report.notes.push(format!(
+            "{}: a partial header of {} bytes at the end (a crash during compaction); opening the store cuts it",
+            chain::FILE,
+            archive.torn_bytes
+        ));
+    }
+    if end.records == 0 || link == 0 {
+        return Ok(None);
+    }
+    let archived_link = archive.watched.iter().find(|w| w.0 == link).map(|w| w.1);
+    match archived_link {
+        Some(sum) if sum == end.first_parent => {}
+        Some(_) => push_once(
+            report,
+            chain::FILE,
+            (link - 1) * 72,
+            Some(link),
+            format!(
+                "the archived record {link} is not the parent of the log's first record {}",
+                end.first_seq
+            ),
+        ),
+        None => push_once(
+            report,
+            chain::FILE,
+            archive.last_seq * 72,
+            Some(archive.last_seq + 1),
+            format!(
+                "records {}..{} are neither in the chain archive nor in the log",
+                archive.last_seq + 1,
+                end.first_seq
+            ),
+        ),
+    }
+    Ok(since.and_then(|s| archive.watched.iter().find(|w| w.0 == s.seq).map(|w| w.1)))
+}
+
+fn check_since(
+    s: ChainHead,
+    end: &scan::ScanEnd,
+    archived: Option<u128>,
+    report: &VerifyReport,
+) -> Result<String, String> {
+    match end.watched.or(archived) {
         Some(sum) if sum == s.checksum => Ok(format!(
             "record {} has checksum {:032x} and the chain runs unbroken from it to record {}: \
              nothing up to it changed",
@@ -171,9 +240,8 @@ fn check_since(s: ChainHead, end: &scan::ScanEnd, report: &VerifyReport) -> Resu
             s.seq, report.head.seq
         )),
         None => Err(format!(
-            "record {} is no longer in the log (the oldest retained record is {}); it cannot be \
-             checked here",
-            s.seq, report.first_seq
+            "record {} is neither in the log (from record {}) nor in the chain archive (to record {})",
+            s.seq, report.first_seq, report.archived
         )),
     }
 }

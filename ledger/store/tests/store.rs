@@ -58,9 +58,7 @@ impl Replay for Bodies {
 }
 
 fn body(i: u64) -> Vec<u8> {
-    (0..(i * 37 % 300))
-        .map(|k| (k * 7 + i) as u8)
-        .collect()
+    (0..(i * 37 % 300)).map(|k| (k * 7 + i) as u8).collect()
 }
 
 fn small() -> Config {
@@ -242,6 +240,13 @@ fn since_proves_an_earlier_head() {
 #[test]
 fn exhaustive_single_byte_flip_sweep() {
     let (storage, expected) = build(14, 6);
+    // Every kind of file is in the sweep.
+    for kind in ["superblock", "log-", "checkpoint-", "chain"] {
+        assert!(
+            storage.files.keys().any(|n| n.starts_with(kind)),
+            "no {kind} file"
+        );
+    }
     let mut flips = 0;
     for (name, data) in &storage.files {
         for at in 0..data.len() {
@@ -323,4 +328,39 @@ fn random_files_never_panic() {
         Err(StoreError::NotAStore { .. })
     ));
     let _ = Storage::list(&mut empty);
+}
+
+/// After compaction removed the first segments, their headers stay in the chain archive: an
+/// auditor's head from record 3 is still proven, and a removed archive is a gap.
+#[test]
+fn the_chain_runs_from_record_one_after_compaction() {
+    let mut store = Store::create(MemStorage::new(), 1, small()).unwrap();
+    let mut state = Bodies::default();
+    let mut noted = ChainHead::default();
+    for i in 1..=60 {
+        let b = body(i);
+        let h = store.append(0, &b).unwrap();
+        state.records.push((i, 0, b));
+        if i == 3 {
+            noted = h;
+        }
+        if i % 10 == 0 {
+            store.checkpoint(&state.encode()).unwrap();
+        }
+    }
+    let mut storage = store.into_storage();
+    assert!(!storage.files.contains_key("log-00000000000000000001"));
+    assert!(storage.files.contains_key("chain"));
+    storage.read_only = true;
+    let report = verify(&mut storage, &mut Bodies::default(), Some(noted)).unwrap();
+    assert!(report.is_clean(), "{:?}", report.corruptions);
+    assert!(report.archived >= 3 && report.first_seq > 3);
+    assert!(matches!(report.since, Some(Ok(_))), "{:?}", report.since);
+    let mut gap = storage.clone();
+    gap.files.remove("chain");
+    let report = verify(&mut gap, &mut Bodies::default(), None).unwrap();
+    assert!(report
+        .corruptions
+        .iter()
+        .any(|c| c.reason.contains("neither in the chain archive")));
 }

@@ -1,0 +1,166 @@
+//! The chain archive: the headers of every record whose segment compaction removed, so the hash
+//! chain still runs from record 1 to the head after the bodies are gone.
+//!
+//! The file `chain` is the 72-byte headers of records 1..=M, back to back (record `s` at offset
+//! `(s - 1) * 72`). Each header carries its own checksum, its body's checksum and its parent's,
+//! so the archive proves every removed record's content as firmly as the record itself did, and
+//! an auditor's earlier chain head can be checked however old it is. Compaction appends the
+//! headers of a segment and syncs them before it removes the segment; a crash between leaves a
+//! partial last header (cut at the next open) or headers that overlap a live segment (which must
+//! then match it).
+
+use crate::error::{Corruption, StoreError};
+use crate::record::{RecordHeader, HEADER_SIZE};
+use crate::scan::Segment;
+use crate::storage::{read_exact_at, Storage, StorageErrorKind};
+
+pub const FILE: &str = "chain";
+
+/// What the archive holds, checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Archive {
+    /// The last archived record and its checksum (0, 0 when empty).
+    pub last_seq: u64,
+    pub last_checksum: u128,
+    /// Bytes of a partial header at the end (a crash during an append).
+    pub torn_bytes: u64,
+    /// The checksums of the watched records that are archived.
+    pub watched: Vec<(u64, u128)>,
+}
+
+fn corrupt(offset: u64, seq: u64, reason: String) -> StoreError {
+    StoreError::Corrupt(Corruption {
+        file: FILE.into(),
+        offset,
+        seq: Some(seq),
+        reason,
+    })
+}
+
+/// Reads and checks the whole archive: every header valid, numbered in order, each the parent
+/// of the next.
+pub fn read(storage: &mut dyn Storage, watch: &[u64]) -> Result<Archive, StoreError> {
+    let size = match storage.size(FILE) {
+        Ok(size) => size,
+        Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(Archive::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let full = size / HEADER_SIZE as u64;
+    let mut archive = Archive {
+        torn_bytes: size % HEADER_SIZE as u64,
+        ..Archive::default()
+    };
+    const HEADERS_PER_READ: u64 = 16_384;
+    let mut buf = vec![0u8; HEADERS_PER_READ as usize * HEADER_SIZE];
+    let mut index = 0u64;
+    while index < full {
+        let n = (full - index).min(HEADERS_PER_READ);
+        let bytes = &mut buf[..n as usize * HEADER_SIZE];
+        let offset = index * HEADER_SIZE as u64;
+        if read_exact_at(storage, FILE, offset, bytes)? < bytes.len() {
+            return Err(corrupt(
+                offset,
+                index + 1,
+                "chain archive shorter than its size".into(),
+            ));
+        }
+        for (k, hb) in bytes.chunks_exact(HEADER_SIZE).enumerate() {
+            let seq = index + k as u64 + 1;
+            let at = offset + (k * HEADER_SIZE) as u64;
+            let hb: &[u8; HEADER_SIZE] = hb.try_into().expect("sized");
+            let h = RecordHeader::decode(hb).map_err(|r| corrupt(at, seq, r.to_string()))?;
+            if h.sequence != seq {
+                return Err(corrupt(
+                    at,
+                    seq,
+                    format!(
+                        "archived header of record {} at the place of {seq}",
+                        h.sequence
+                    ),
+                ));
+            }
+            if h.parent != archive.last_checksum {
+                return Err(corrupt(
+                    at,
+                    seq,
+                    "archived header does not chain to the one before it".into(),
+                ));
+            }
+            if watch.contains(&seq) {
+                archive.watched.push((seq, h.checksum));
+            }
+            archive.last_seq = seq;
+            archive.last_checksum = h.checksum;
+        }
+        index += n;
+    }
+    Ok(archive)
+}
+
+/// The headers of every record in `seg` (checked, bodies skipped), in order.
+pub fn segment_headers(
+    storage: &mut dyn Storage,
+    seg: &Segment,
+) -> Result<Vec<[u8; HEADER_SIZE]>, StoreError> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    let mut seq = seg.first_seq;
+    while offset < seg.size {
+        let mut hb = [0u8; HEADER_SIZE];
+        let bad = |reason: String| {
+            StoreError::Corrupt(Corruption {
+                file: seg.name.clone(),
+                offset,
+                seq: Some(seq),
+                reason,
+            })
+        };
+        if read_exact_at(storage, &seg.name, offset, &mut hb)? < HEADER_SIZE {
+            return Err(bad("record header cut short".into()));
+        }
+        let h = RecordHeader::decode(&hb).map_err(|r| bad(r.to_string()))?;
+        if h.sequence != seq || offset + h.record_len() > seg.size {
+            return Err(bad("record out of place in a segment being archived".into()));
+        }
+        out.push(hb);
+        offset += h.record_len();
+        seq += 1;
+    }
+    Ok(out)
+}
+
+/// Appends the headers of `seg`'s records not archived yet; the caller syncs.
+pub fn append_segment(
+    storage: &mut dyn Storage,
+    archive: &mut Archive,
+    seg: &Segment,
+) -> Result<u64, StoreError> {
+    let headers = segment_headers(storage, seg)?;
+    let mut bytes = Vec::new();
+    for (k, hb) in headers.iter().enumerate() {
+        let seq = seg.first_seq + k as u64;
+        if seq <= archive.last_seq {
+            continue;
+        }
+        let h = RecordHeader::decode(hb).expect("checked above");
+        if seq != archive.last_seq + 1 || h.parent != archive.last_checksum {
+            return Err(StoreError::Corrupt(Corruption {
+                file: seg.name.clone(),
+                offset: 0,
+                seq: Some(seq),
+                reason: format!(
+                    "record {seq} does not follow the chain archive's last record {}",
+                    archive.last_seq
+                ),
+            }));
+        }
+        bytes.extend_from_slice(hb);
+        archive.last_seq = seq;
+        archive.last_checksum = h.checksum;
+    }
+    if !bytes.is_empty() {
+        let offset = (archive.last_seq - (bytes.len() / HEADER_SIZE) as u64) * HEADER_SIZE as u64;
+        storage.write_at(FILE, offset, &bytes)?;
+    }
+    Ok((bytes.len() / HEADER_SIZE) as u64)
+}
