@@ -94,7 +94,7 @@ pub struct Corruption {
 }
 
 /// What the disk did and what it injected.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DiskStats {
     /// `write_at` calls that reached the disk (not refused, not crashed).
     pub writes: u64,

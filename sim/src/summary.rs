@@ -61,6 +61,39 @@ pub struct Summary {
     pub contributed_pence: u64,
     /// Wall time of the run, filled in by the command that ran it (the simulator has no clock).
     pub wall_ms: u64,
+    /// The durable ledger on the simulated disk: what the disk did, every recovery (only in
+    /// runs with storage faults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSummary>,
+}
+
+/// What the durable ledger and its disk went through in a run (see `acme_sim::durable`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StorageSummary {
+    /// Storage failures, each handled as a machine restart followed by a recovery that passed
+    /// every check.
+    pub recoveries: u64,
+    /// Opening attempts that failed on the storage itself (a crash or a read error while
+    /// recovering) and were retried after another restart.
+    pub recovery_retries: u64,
+    /// Recoveries that cut a torn tail.
+    pub torn_tails_cut: u64,
+    /// Recoveries that fell back to the previous checkpoint.
+    pub checkpoint_fallbacks: u64,
+    /// Records written but never acknowledged that recovery found durable and kept.
+    pub unacknowledged_kept: u64,
+    /// Requests of failed commits that recovery found lost (never acknowledged, so none owed).
+    pub unacknowledged_lost: u64,
+    /// Records committed and checkpoints installed, over every incarnation of the ledger.
+    pub records: u64,
+    pub checkpoints: u64,
+    pub log_bytes: u64,
+    /// Corruptions the disk injected (bit flips, misdirected writes).
+    pub corruptions_injected: u64,
+    /// The ledger refused to open on corruption the disk injected, and stopped there: the place
+    /// and the reason. A safe halt, not a violation.
+    pub halted: Option<String>,
+    pub disk: crate::disk::DiskStats,
 }
 
 impl Summary {
@@ -160,6 +193,35 @@ impl Summary {
                 self.retransmissions,
                 self.chases
             );
+        }
+        if let Some(st) = &self.storage {
+            let d = &st.disk;
+            let _ = writeln!(
+                s,
+                "storage        {} recoveries ({} retried, {} torn tails cut, {} checkpoint fallbacks, \
+                 {} unacknowledged kept, {} lost), {} records, {} checkpoints; disk {} writes, \
+                 {} syncs, {} power losses, {} write / {} sync / {} read errors, {} bit flips, \
+                 {} misdirected",
+                st.recoveries,
+                st.recovery_retries,
+                st.torn_tails_cut,
+                st.checkpoint_fallbacks,
+                st.unacknowledged_kept,
+                st.unacknowledged_lost,
+                st.records,
+                st.checkpoints,
+                d.writes,
+                d.syncs,
+                d.crashes,
+                d.write_errors,
+                d.sync_errors,
+                d.read_errors,
+                d.bitflips,
+                d.misdirects
+            );
+            if let Some(h) = &st.halted {
+                let _ = writeln!(s, "storage halted {h}");
+            }
         }
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
         if self.ok() {

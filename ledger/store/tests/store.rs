@@ -239,7 +239,7 @@ fn since_proves_an_earlier_head() {
 /// records. Never a different state, never a panic.
 #[test]
 fn exhaustive_single_byte_flip_sweep() {
-    let (storage, expected) = build(14, 6);
+    let (storage, expected) = build(20, 6);
     // Every kind of file is in the sweep.
     for kind in ["superblock", "log-", "checkpoint-", "chain"] {
         assert!(
