@@ -110,28 +110,29 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The bytes of a checkpoint file for `state`.
-pub fn encode(store_id: u128, seq: u64, head: u128, state: &[u8]) -> (CheckpointHeader, Vec<u8>) {
-    let chunks: Vec<&[u8]> = state.chunks(CHUNK_SIZE).collect();
-    let sums: Vec<u128> = chunks.iter().map(|c| checksum(c)).collect();
-    let mut sums_bytes = Vec::with_capacity(sums.len() * 16);
-    for s in &sums {
-        sums_bytes.extend_from_slice(&s.to_le_bytes());
-    }
+/// The header of a checkpoint of `state` (its chunk checksums computed).
+fn header_for(store_id: u128, seq: u64, head: u128, state: &[u8]) -> (CheckpointHeader, Vec<u128>) {
+    let sums: Vec<u128> = state.chunks(CHUNK_SIZE).map(checksum).collect();
+    let sums_bytes: Vec<u8> = sums.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut header = CheckpointHeader {
         checksum: 0,
         seq,
         head,
         state_len: state.len() as u64,
-        chunk_count: chunks.len() as u64,
+        chunk_count: sums.len() as u64,
         chunks_checksum: checksum(&sums_bytes),
         store_id,
     };
-    let encoded = header.encode();
-    header.checksum = get_u128(&encoded, 0);
+    header.checksum = get_u128(&header.encode(), 0);
+    (header, sums)
+}
+
+/// The bytes of a checkpoint file for `state`, whole (for tests and small states).
+pub fn encode(store_id: u128, seq: u64, head: u128, state: &[u8]) -> (CheckpointHeader, Vec<u8>) {
+    let (header, sums) = header_for(store_id, seq, head, state);
     let mut out = Vec::with_capacity(header.file_len() as usize);
-    out.extend_from_slice(&encoded);
-    for (chunk, sum) in chunks.iter().zip(&sums) {
+    out.extend_from_slice(&header.encode());
+    for (chunk, sum) in state.chunks(CHUNK_SIZE).zip(&sums) {
         out.extend_from_slice(&sum.to_le_bytes());
         out.extend_from_slice(chunk);
     }
@@ -139,11 +140,58 @@ pub fn encode(store_id: u128, seq: u64, head: u128, state: &[u8]) -> (Checkpoint
     (header, out)
 }
 
+/// Writes a checkpoint of `state` to `name` (not synced), a few chunks per write, without a
+/// second copy of the state in memory.
+pub fn write(
+    storage: &mut dyn Storage,
+    name: &str,
+    store_id: u128,
+    seq: u64,
+    head: u128,
+    state: &[u8],
+) -> Result<CheckpointHeader, crate::StorageError> {
+    const CHUNKS_PER_WRITE: usize = 8;
+    let (header, sums) = header_for(store_id, seq, head, state);
+    storage.write_at(name, 0, &header.encode())?;
+    let mut offset = HEADER_SIZE as u64;
+    let mut buf = Vec::with_capacity(CHUNKS_PER_WRITE * (CHUNK_CHECKSUM_SIZE + CHUNK_SIZE));
+    let chunks: Vec<&[u8]> = state.chunks(CHUNK_SIZE).collect();
+    for (group, group_sums) in chunks
+        .chunks(CHUNKS_PER_WRITE)
+        .zip(sums.chunks(CHUNKS_PER_WRITE))
+    {
+        buf.clear();
+        for (chunk, sum) in group.iter().zip(group_sums) {
+            buf.extend_from_slice(&sum.to_le_bytes());
+            buf.extend_from_slice(chunk);
+        }
+        storage.write_at(name, offset, &buf)?;
+        offset += buf.len() as u64;
+    }
+    debug_assert_eq!(offset, header.file_len());
+    Ok(header)
+}
+
 /// Reads and verifies a whole checkpoint file; returns its header and state.
 pub fn read(
     storage: &mut dyn Storage,
     name: &str,
 ) -> Result<(CheckpointHeader, Vec<u8>), StoreError> {
+    let mut state = Vec::new();
+    let header = scan_file(storage, name, &mut |data| state.extend_from_slice(data))?;
+    Ok((header, state))
+}
+
+/// Verifies a whole checkpoint file without keeping its state.
+pub fn verify_file(storage: &mut dyn Storage, name: &str) -> Result<CheckpointHeader, StoreError> {
+    scan_file(storage, name, &mut |_| {})
+}
+
+fn scan_file(
+    storage: &mut dyn Storage,
+    name: &str,
+    data: &mut dyn FnMut(&[u8]),
+) -> Result<CheckpointHeader, StoreError> {
     let corrupt = |offset: u64, reason: String| {
         StoreError::Corrupt(Corruption {
             file: name.to_string(),
@@ -170,7 +218,6 @@ pub fn read(
             ),
         ));
     }
-    let mut state = Vec::with_capacity(header.state_len as usize);
     let mut sums_bytes = Vec::with_capacity(header.chunk_count as usize * 16);
     let mut offset = HEADER_SIZE as u64;
     let mut chunk = vec![0u8; CHUNK_CHECKSUM_SIZE + CHUNK_SIZE];
@@ -188,13 +235,13 @@ pub fn read(
             ));
         }
         sums_bytes.extend_from_slice(&buf[..CHUNK_CHECKSUM_SIZE]);
-        state.extend_from_slice(&buf[CHUNK_CHECKSUM_SIZE..]);
+        data(&buf[CHUNK_CHECKSUM_SIZE..]);
         offset += buf.len() as u64;
     }
     if checksum(&sums_bytes) != header.chunks_checksum {
         return Err(corrupt(0, "checkpoint chunk list checksum mismatch".into()));
     }
-    Ok((header, state))
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -324,20 +324,15 @@ impl<S: Storage> Store<S> {
         if seq == 0 || self.sb.checkpoint.is_some_and(|c| c.seq == seq) {
             return Ok(CheckpointReport::default());
         }
-        let (header, bytes) = checkpoint::encode(self.sb.store_id, seq, self.head.checksum, state);
         let name = checkpoint::file_name(seq);
         let tmp = format!("{name}.tmp");
         if self.storage.list()?.contains(&tmp) {
             let r = self.storage.remove(&tmp);
             self.guard(r)?;
         }
-        let mut offset = 0u64;
-        for piece in bytes.chunks(8 << 20) {
-            let r = self.storage.write_at(&tmp, offset, piece);
-            self.guard(r)?;
-            offset += piece.len() as u64;
-        }
-        drop(bytes);
+        let (store_id, head) = (self.sb.store_id, self.head.checksum);
+        let r = checkpoint::write(&mut self.storage, &tmp, store_id, seq, head, state);
+        let header = self.guard(r)?;
         let r = self.storage.sync(&tmp);
         self.guard(r)?;
         let r = self
@@ -345,14 +340,15 @@ impl<S: Storage> Store<S> {
             .rename(&tmp, &name)
             .and_then(|_| self.storage.sync_dir());
         self.guard(r)?;
-        let (read_back, read_state) = checkpoint::read(&mut self.storage, &name)?;
+        // Read back before the superblock names it: a disk that misplaced or mangled the write
+        // is caught now, while the previous checkpoint still stands.
+        let read_back = checkpoint::verify_file(&mut self.storage, &name);
+        if read_back.is_err() {
+            self.stopped = true;
+        }
         assert_eq!(
-            read_back, header,
+            read_back?, header,
             "checkpoint {name} read back differs from what was written"
-        );
-        assert!(
-            read_state == state,
-            "checkpoint {name} state read back differs"
         );
         let mut sb = self.sb;
         sb.previous = sb.checkpoint;

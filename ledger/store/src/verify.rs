@@ -280,8 +280,8 @@ fn check_checkpoint_files(
         };
         let bytes = storage.size(&name)?;
         let named_by_superblock = named.contains(&seq);
-        let ok = match checkpoint::read(storage, &name) {
-            Ok((header, _)) => {
+        let ok = match checkpoint::verify_file(storage, &name) {
+            Ok(header) => {
                 let reference = [sb.checkpoint, sb.previous]
                     .into_iter()
                     .flatten()
