@@ -72,6 +72,22 @@ impl MemLedger {
         }
     }
 
+    /// Makes room for `accounts` accounts and `transfers` transfers in all (vectors and id
+    /// indexes), touching the memory now so that neither a reallocation nor a page fault lands
+    /// on a later request (as [`MemLedger::with_capacity`], for a ledger that already holds
+    /// records, such as one rebuilt from a checkpoint).
+    pub fn reserve(&mut self, accounts: usize, transfers: usize) {
+        reserve_prefaulted(&mut self.accounts, accounts);
+        reserve_prefaulted(&mut self.transfers, transfers);
+        reserve_prefaulted(&mut self.pending_status, transfers);
+        while self.account_ids.slots.len() < IdIndex::slots_for(accounts) {
+            self.account_ids.grow();
+        }
+        while self.transfer_ids.slots.len() < IdIndex::slots_for(transfers) {
+            self.transfer_ids.grow();
+        }
+    }
+
     /// Whether a read now would expire a pending transfer (TigerBeetle's pulse), which changes
     /// the state: the durable ledger logs such a pulse before it answers the read.
     pub fn expiry_due(&self) -> bool {
@@ -189,6 +205,16 @@ impl MemLedger {
         ledger.prepare_timestamp = prepare_timestamp;
         Ok(ledger)
     }
+}
+
+fn reserve_prefaulted<T: Copy + Default>(v: &mut Vec<T>, capacity: usize) {
+    if capacity <= v.len() {
+        return;
+    }
+    let len = v.len();
+    v.reserve(capacity - len);
+    v.resize(capacity, T::default());
+    v.truncate(len);
 }
 
 fn check_increasing(

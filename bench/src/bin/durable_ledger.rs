@@ -81,7 +81,12 @@ fn fsync_cost(dir: &Path) {
 }
 
 fn mem_baseline(batches: u64, clients: u64) -> f64 {
-    let mut ledger = MemLedger::new(Arc::new(WallClock(Instant::now())));
+    let total = batches * BATCH_EVENTS_MAX as u64;
+    let mut ledger = MemLedger::with_capacity(
+        Arc::new(WallClock(Instant::now())),
+        ACCOUNTS as usize,
+        total as usize,
+    );
     for chunk in accounts().chunks(BATCH_EVENTS_MAX) {
         ledger.create_accounts(chunk).expect("accounts");
     }

@@ -42,6 +42,10 @@ pub struct Config {
     pub store: acme_store::Config,
     /// A checkpoint is taken once this many bytes of log were written since the last one.
     pub checkpoint_log_bytes: u64,
+    /// Room made in memory up front (as TigerBeetle sizes its grid at start), so that growing
+    /// vectors and indexes never stall a request: 0 grows on demand.
+    pub accounts_capacity: usize,
+    pub transfers_capacity: usize,
 }
 
 impl Default for Config {
@@ -49,6 +53,8 @@ impl Default for Config {
         Config {
             store: acme_store::Config::default(),
             checkpoint_log_bytes: 1 << 30,
+            accounts_capacity: 0,
+            transfers_capacity: 0,
         }
     }
 }
@@ -100,17 +106,21 @@ impl<S: Storage> DurableLedger<S> {
         let mut replayer = Replayer::new();
         let (store, recovery) = Store::open(storage, config.store, &mut replayer)?;
         let mem = replayer.mem.take().expect("restore ran");
-        let ledger = DurableLedger::assemble(store, mem, replayer.pinned, clock, config);
+        let mut ledger = DurableLedger::assemble(store, mem, replayer.pinned, clock, config);
+        // The log replayed since the checkpoint counts towards the next one: a ledger that is
+        // reopened often must still checkpoint (and so keep its recovery short).
+        ledger.log_bytes_since_checkpoint = replayer.bytes;
         Ok((ledger, recovery))
     }
 
     fn assemble(
         store: Store<S>,
-        mem: MemLedger,
+        mut mem: MemLedger,
         pinned: Arc<PinnedClock>,
         clock: Arc<dyn Clock + Send + Sync>,
         config: Config,
     ) -> DurableLedger<S> {
+        mem.reserve(config.accounts_capacity, config.transfers_capacity);
         DurableLedger {
             store,
             mem,
@@ -376,6 +386,8 @@ pub struct Replayer {
     pub mem: Option<MemLedger>,
     pub pinned: Arc<PinnedClock>,
     pub entries: u64,
+    /// Bytes of record bodies applied since the checkpoint restored.
+    pub bytes: u64,
 }
 
 impl Replayer {
@@ -384,6 +396,7 @@ impl Replayer {
             mem: None,
             pinned: Arc::new(PinnedClock::default()),
             entries: 0,
+            bytes: 0,
         }
     }
 }
@@ -401,6 +414,7 @@ impl Replay for Replayer {
             Some(bytes) => MemLedger::from_state(self.pinned.clone(), codec::decode_state(bytes)?)?,
         };
         self.mem = Some(mem);
+        self.bytes = 0;
         Ok(())
     }
 
@@ -416,6 +430,7 @@ impl Replay for Replayer {
             apply_entry(mem, &self.pinned, &entry)?;
             self.entries += 1;
         }
+        self.bytes += body.len() as u64;
         Ok(())
     }
 }

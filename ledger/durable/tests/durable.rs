@@ -197,6 +197,7 @@ fn checkpoints_and_segments_give_the_same_ledger() {
             segment_bytes_max: 16 << 10,
         },
         checkpoint_log_bytes: 40 << 10,
+        ..Config::default()
     };
     let (plain, storage, checkpoints) = run(11, 600, config);
     assert!(checkpoints >= 3, "{checkpoints} checkpoints");
