@@ -216,8 +216,7 @@ impl<S: Storage> DurableLedger<S> {
         Ok(results)
     }
 
-    /// Writes every staged entry as one record and returns once it is durable; then takes a
-    /// checkpoint if the policy says so.
+    /// Writes every staged entry as one record and returns once it is durable.
     pub fn commit(&mut self) -> Result<(), LedgerError> {
         self.check_running()?;
         if self.staged_entries == 0 {
@@ -235,13 +234,20 @@ impl<S: Storage> DurableLedger<S> {
         self.stats.entries += u64::from(entries);
         self.stats.log_bytes += body.len() as u64;
         self.log_bytes_since_checkpoint += body.len() as u64;
-        if self.log_bytes_since_checkpoint >= self.config.checkpoint_log_bytes {
-            self.checkpoint_now()
-                .map_err(|e| LedgerError::Unavailable {
-                    reason: format!("checkpoint failed: {e}"),
-                })?;
-        }
         Ok(())
+    }
+
+    /// Takes a checkpoint if the policy says one is due. Call it after the answers of a commit
+    /// have gone out: they are durable already and must not wait for a whole checkpoint. A
+    /// failed checkpoint stops the ledger like any store error.
+    pub fn maybe_checkpoint(&mut self) {
+        if self.failure.is_none()
+            && self.staged_entries == 0
+            && self.log_bytes_since_checkpoint >= self.config.checkpoint_log_bytes
+        {
+            // The error is kept in `failure`: every later call answers `Unavailable`.
+            let _ = self.checkpoint_now();
+        }
     }
 
     /// Checkpoints the whole state now (after committing anything staged) and drops the log
@@ -340,6 +346,8 @@ impl<S: Storage> Ledger for DurableLedger<S> {
     ) -> Result<Vec<CreateAccountResult>, LedgerError> {
         let results = self.stage_accounts(batch)?;
         self.commit()?;
+        // In-process, the answer is returned after this; it is durable already.
+        self.maybe_checkpoint();
         Ok(results)
     }
 
@@ -349,6 +357,8 @@ impl<S: Storage> Ledger for DurableLedger<S> {
     ) -> Result<Vec<CreateTransferResult>, LedgerError> {
         let results = self.stage_transfers(batch)?;
         self.commit()?;
+        // In-process, the answer is returned after this; it is durable already.
+        self.maybe_checkpoint();
         Ok(results)
     }
 

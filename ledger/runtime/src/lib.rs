@@ -174,6 +174,8 @@ fn run_group<S: Storage>(ledger: &mut DurableLedger<S>, group: Vec<Request>) {
             }
         }
     }
+    // The answers are out; a checkpoint due now delays only the next group.
+    ledger.maybe_checkpoint();
     match last {
         Some(Request::Read(read)) => read(ledger),
         Some(Request::Checkpoint(reply)) => {

@@ -97,7 +97,9 @@ pub fn read(storage: &mut dyn Storage, watch: &[u64]) -> Result<Archive, StoreEr
     Ok(archive)
 }
 
-/// The headers of every record in `seg` (checked, bodies skipped), in order.
+/// The headers of every record in `seg`, each record checked whole (header, length, body):
+/// a segment is removed only if every record in it is intact, so compaction never deletes the
+/// evidence of a corruption that recovery, which starts at the checkpoint, never read.
 pub fn segment_headers(
     storage: &mut dyn Storage,
     seg: &Segment,
@@ -105,6 +107,7 @@ pub fn segment_headers(
     let mut out = Vec::new();
     let mut offset = 0u64;
     let mut seq = seg.first_seq;
+    let mut body = Vec::new();
     while offset < seg.size {
         let mut hb = [0u8; HEADER_SIZE];
         let bad = |reason: String| {
@@ -121,6 +124,13 @@ pub fn segment_headers(
         let h = RecordHeader::decode(&hb).map_err(|r| bad(r.to_string()))?;
         if h.sequence != seq || offset + h.record_len() > seg.size {
             return Err(bad("record out of place in a segment being archived".into()));
+        }
+        body.resize(h.body_len as usize, 0);
+        let n = read_exact_at(storage, &seg.name, offset + HEADER_SIZE as u64, &mut body)?;
+        if n < body.len() || crate::checksum::checksum(&body) != h.checksum_body {
+            return Err(bad(
+                "record body checksum mismatch (found when archiving)".into()
+            ));
         }
         out.push(hb);
         offset += h.record_len();

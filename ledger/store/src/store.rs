@@ -99,6 +99,9 @@ pub struct Store<S: Storage> {
     end_offset: u64,
     head: ChainHead,
     stopped: bool,
+    /// The checkpoint recovery fell back to when the current one did not verify: the next
+    /// checkpoint keeps it (not the bad one) as its fallback.
+    fallback_used: Option<CheckpointRef>,
 }
 
 impl<S: Storage> Store<S> {
@@ -137,10 +140,25 @@ impl<S: Storage> Store<S> {
             end_offset: 0,
             head: ChainHead::default(),
             stopped: false,
+            fallback_used: None,
         };
-        store.write_superblock(sb)?;
-        let r = store.storage.sync_dir();
+        // Both copies go to a temporary file that is renamed into place: a `superblock` file
+        // always holds two whole copies, so a create cut short leaves no half-made store.
+        let tmp = format!("{}.tmp", superblock::FILE);
+        let mut first = sb;
+        first.update = 1;
+        let mut bytes = Vec::with_capacity(superblock::COPY_SIZE * superblock::COPIES);
+        for copy in 0..superblock::COPIES {
+            bytes.extend_from_slice(&first.encode(copy as u16));
+        }
+        let r = store
+            .storage
+            .write_at(&tmp, 0, &bytes)
+            .and_then(|_| store.storage.sync(&tmp))
+            .and_then(|_| store.storage.rename(&tmp, superblock::FILE))
+            .and_then(|_| store.storage.sync_dir());
         store.guard(r)?;
+        store.sb = first;
         Ok(store)
     }
 
@@ -201,7 +219,11 @@ impl<S: Storage> Store<S> {
             end_offset,
             head: recovery.head,
             stopped: false,
+            fallback_used: None,
         };
+        if recovery.checkpoint_fallback.is_some() {
+            store.fallback_used = sb.previous;
+        }
         if !store.storage.read_only() {
             store.settle_after_recovery(&recovery)?;
         }
@@ -351,7 +373,7 @@ impl<S: Storage> Store<S> {
             "checkpoint {name} read back differs from what was written"
         );
         let mut sb = self.sb;
-        sb.previous = sb.checkpoint;
+        sb.previous = self.fallback_used.take().or(sb.checkpoint);
         sb.checkpoint = Some(CheckpointRef {
             seq,
             checksum: header.checksum,

@@ -62,7 +62,13 @@ pub fn verify(
     let copies = store::read_superblock(storage)?;
     for (i, slot) in copies.slots.iter().enumerate() {
         if let CopyState::Invalid { reason } = slot {
-            if copies.looks_flipped(i) || matches!(copies.slots[1 - i], CopyState::Invalid { .. }) {
+            // A crash never shrinks the file (it is made whole by a rename), so a short copy
+            // is damage; a whole copy that a crash tore looks like garbage, not like a flip.
+            let short = copies.raw[i].len() != superblock::COPY_SIZE;
+            if short
+                || copies.looks_flipped(i)
+                || matches!(copies.slots[1 - i], CopyState::Invalid { .. })
+            {
                 report.corruptions.push(Corruption {
                     file: superblock::FILE.into(),
                     offset: (i * superblock::COPY_SIZE) as u64,

@@ -364,3 +364,100 @@ fn the_chain_runs_from_record_one_after_compaction() {
         .iter()
         .any(|c| c.reason.contains("neither in the chain archive")));
 }
+
+/// A corrupted record in a segment that recovery never reads (it lies before the checkpoint)
+/// stops compaction: the segment is not removed, so the evidence stays for `verify`.
+#[test]
+fn compaction_never_deletes_a_corrupt_segment() {
+    let (storage, mut state) = build(30, 10);
+    let first = storage
+        .files
+        .keys()
+        .find(|n| n.starts_with("log-"))
+        .unwrap()
+        .clone();
+    let mut damaged = storage.clone();
+    damaged.files.get_mut(&first).unwrap()[HEADER_BODY_BYTE] ^= 1;
+    let (mut store, _, _) = reopen(damaged).unwrap();
+    let mut refused = None;
+    for i in 31..=60 {
+        let b = body(i);
+        store.append(0, &b).unwrap();
+        state.records.push((i, 0, b));
+        if i % 10 == 0 {
+            if let Err(e) = store.checkpoint(&state.encode()) {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(StoreError::Corrupt(c)) => assert_eq!(c.file, first),
+        other => panic!("expected compaction to refuse, got {other:?}"),
+    }
+    assert!(store.is_stopped());
+    assert!(
+        store.storage().files.contains_key(&first),
+        "the corrupt segment is kept"
+    );
+}
+
+/// Where a record's body starts in the first segment (past the first header).
+const HEADER_BODY_BYTE: usize = acme_store::record::HEADER_SIZE + 3;
+
+/// Recovery fell back past a bad current checkpoint: the next checkpoint keeps the good one as
+/// its fallback, never the bad one.
+#[test]
+fn after_a_fallback_the_bad_checkpoint_is_not_kept() {
+    let (storage, mut state) = build(40, 10);
+    let current = storage
+        .files
+        .keys()
+        .rfind(|n| n.starts_with("checkpoint-"))
+        .unwrap()
+        .clone();
+    let previous = storage
+        .files
+        .keys()
+        .find(|n| n.starts_with("checkpoint-"))
+        .unwrap()
+        .clone();
+    let mut damaged = storage.clone();
+    damaged.files.get_mut(&current).unwrap()[300] ^= 1;
+    let (mut store, recovery, replayed) = reopen(damaged).unwrap();
+    assert!(recovery.checkpoint_fallback.is_some());
+    assert_eq!(replayed, state);
+    let b = body(41);
+    store.append(0, &b).unwrap();
+    state.records.push((41, 0, b));
+    store.checkpoint(&state.encode()).unwrap();
+    let sb = *store.superblock();
+    assert_eq!(
+        sb.previous
+            .map(|p| acme_store::checkpoint::file_name(p.seq)),
+        Some(previous)
+    );
+    assert!(
+        !store.storage().files.contains_key(&current),
+        "the bad checkpoint is gone"
+    );
+    let (_, _, again) = reopen(store.into_storage()).unwrap();
+    assert_eq!(again, state);
+}
+
+/// A create cut short (the superblock never renamed into place) leaves no store, and the
+/// directory can be used again.
+#[test]
+fn an_interrupted_create_leaves_no_half_store() {
+    let mut storage = MemStorage::new();
+    storage.files.insert("superblock.tmp".into(), vec![1, 2, 3]);
+    assert!(matches!(
+        reopen(storage.clone()),
+        Err(StoreError::NotAStore { .. })
+    ));
+    let store = Store::create(storage, 3, small()).unwrap();
+    let storage = store.into_storage();
+    assert!(!storage.files.contains_key("superblock.tmp"));
+    assert_eq!(storage.files["superblock"].len(), 1024);
+    reopen(storage).unwrap();
+}
