@@ -6,8 +6,9 @@
 //! recounts every account from scratch and checks that the running sums agree, so the cheap
 //! path cannot drift.
 
+use crate::world::{lookup_for_check, SimBackend};
 use acme_ledger::chart::{self, AccountKind, LEDGER_CASH_GBP};
-use acme_ledger::{Account, AccountFlags, Ledger};
+use acme_ledger::{Account, AccountFlags};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A broken invariant.
@@ -104,14 +105,14 @@ impl Checker {
     }
 
     /// Folds in the current state of `ids` and checks the invariants they bear on.
-    pub fn touched(&mut self, ledger: &mut dyn Ledger, ids: &BTreeSet<u128>) {
+    pub fn touched(&mut self, ledger: &mut dyn SimBackend, ids: &BTreeSet<u128>) {
         if ids.is_empty() {
             return;
         }
         let ids: Vec<u128> = ids.iter().copied().collect();
         let mut ledgers = BTreeSet::new();
         for chunk in ids.chunks(acme_ledger::BATCH_EVENTS_MAX) {
-            let accounts = ledger.lookup_accounts(chunk).expect("ledger reachable");
+            let accounts = lookup_for_check(ledger, chunk);
             for a in &accounts {
                 self.fold(a);
                 ledgers.insert(a.ledger);

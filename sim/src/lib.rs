@@ -9,6 +9,8 @@
 //! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports.
 //! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
 //!   EIO), behind the durable store's `Storage` port.
+//! - [`durable`]: the durable ledger on that disk (runs with storage faults), every recovery
+//!   checked against what the ledger had acknowledged.
 //!
 //! Pure like the crates it drives: time is virtual, randomness is ChaCha from the seed, and no
 //! collection is iterated in hash order.
@@ -16,6 +18,7 @@
 pub mod checker;
 pub mod custodian;
 pub mod disk;
+pub mod durable;
 pub mod export;
 pub mod market;
 pub mod members;

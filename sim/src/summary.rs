@@ -76,6 +76,9 @@ pub struct StorageSummary {
     /// Opening attempts that failed on the storage itself (a crash or a read error while
     /// recovering) and were retried after another restart.
     pub recovery_retries: u64,
+    /// Recoveries whose first attempts all met read errors, let through with read errors
+    /// paused (see `acme_sim::durable::RECOVERY_ATTEMPTS_WITH_READ_ERRORS`).
+    pub read_errors_paused: u64,
     /// Recoveries that cut a torn tail.
     pub torn_tails_cut: u64,
     /// Recoveries that fell back to the previous checkpoint.
@@ -88,8 +91,10 @@ pub struct StorageSummary {
     pub records: u64,
     pub checkpoints: u64,
     pub log_bytes: u64,
-    /// Corruptions the disk injected (bit flips, misdirected writes).
+    /// Corruptions the disk injected (bit flips, misdirected writes), and the first of them
+    /// (kind, file, byte range), to judge a halt by.
     pub corruptions_injected: u64,
+    pub corruptions: Vec<String>,
     /// The ledger refused to open on corruption the disk injected, and stopped there: the place
     /// and the reason. A safe halt, not a violation.
     pub halted: Option<String>,

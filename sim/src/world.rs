@@ -11,7 +11,7 @@ use crate::market::Market;
 use crate::members::{Population, MODELS};
 use crate::oracle::Oracle;
 use crate::rng::{SimRng, Stream};
-use crate::summary::Summary;
+use crate::summary::{StorageSummary, Summary};
 use crate::trace::{Fnv64, Trace};
 use acme_faults::FaultPlan;
 use acme_ledger::chart::{self, AccountKind, FundId, LEDGER_CASH_GBP};
@@ -152,6 +152,24 @@ pub trait SimBackend: Ledger {
     fn as_mem(&self) -> Option<&MemLedger> {
         None
     }
+    /// Broken invariants the backend found in itself since last asked, as (invariant, detail):
+    /// a durable backend judges each of its recoveries.
+    fn take_violations(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Why the backend stopped for good, if it did (a durable ledger refusing to open on
+    /// corruption: a safe halt, which ends the run early).
+    fn halted(&self) -> Option<String> {
+        None
+    }
+    /// Called once when a run ends normally (a durable backend verifies its storage).
+    fn end_of_run(&mut self) {}
+    /// Switches storage faults on or off (off in the liveness phase).
+    fn set_storage_faults(&mut self, _on: bool) {}
+    /// What the storage went through, for a durable backend.
+    fn storage_summary(&self) -> Option<StorageSummary> {
+        None
+    }
 }
 
 impl SimBackend for MemLedger {
@@ -160,6 +178,23 @@ impl SimBackend for MemLedger {
     }
     fn as_mem(&self) -> Option<&MemLedger> {
         Some(self)
+    }
+}
+
+/// The accounts of `ids` for the simulator's own checks: through the port, or, while a durable
+/// backend is down after a storage failure, from the ledger it holds in memory.
+pub fn lookup_for_check(ledger: &mut dyn SimBackend, ids: &[u128]) -> Vec<Account> {
+    match ledger.lookup_accounts(ids) {
+        Ok(accounts) => accounts,
+        Err(e @ LedgerError::Unavailable { .. }) => {
+            let mem = ledger
+                .as_mem()
+                .unwrap_or_else(|| panic!("the checks cannot reach the ledger: {e}"));
+            ids.iter()
+                .filter_map(|&id| mem.account(id).copied())
+                .collect()
+        }
+        Err(e) => panic!("the ledger refused the checks' lookup: {e}"),
     }
 }
 
@@ -209,13 +244,16 @@ impl SimLedger {
             .map(|t| t.pending_id)
             .collect();
         if !implicit.is_empty() {
-            for p in self
-                .inner
-                .lookup_transfers(&implicit)
-                .expect("ledger reachable")
-            {
-                self.touched.insert(p.debit_account_id);
-                self.touched.insert(p.credit_account_id);
+            match self.inner.lookup_transfers(&implicit) {
+                Ok(pending) => {
+                    for p in pending {
+                        self.touched.insert(p.debit_account_id);
+                        self.touched.insert(p.credit_account_id);
+                    }
+                }
+                // A durable backend that is down: the create that follows fails the same way.
+                Err(LedgerError::Unavailable { .. }) => {}
+                Err(e) => panic!("the ledger refused a lookup: {e}"),
             }
         }
     }
@@ -548,9 +586,18 @@ pub const LIVENESS_INVARIANTS: [&str; 3] = [
 pub const VIOLATIONS_KEPT: usize = 100;
 
 impl World {
-    /// A world on the embedded ledger.
+    /// A world on the embedded ledger; when the plan has storage faults, on the durable ledger
+    /// on the simulated disk ([`crate::durable::SimDurable`]).
     pub fn new(cfg: SimConfig) -> World {
         let clock = Arc::new(SimClock::default());
+        if crate::disk::DiskFaults::from(&cfg.faults) != crate::disk::DiskFaults::default() {
+            // Storage faults: the durable ledger on the disk that lies, its faults on once the
+            // house accounts exist.
+            let durable = crate::durable::SimDurable::new(cfg.seed, &cfg.faults, clock.clone());
+            let mut world = World::with_ledger(cfg, clock, Box::new(durable));
+            world.ledger.inner.set_storage_faults(true);
+            return world;
+        }
         let ledger = MemLedger::new(clock.clone());
         World::with_ledger(cfg, clock, Box::new(ledger))
     }
@@ -700,6 +747,10 @@ impl World {
 
     /// Processes one event; false when there are none left.
     pub fn step(&mut self) -> bool {
+        if self.ledger.inner.halted().is_some() {
+            // The ledger stopped for good (a safe halt on corrupted storage): the run ends here.
+            return false;
+        }
         let Some(((at, seq), event)) = self.queue.events.pop_first() else {
             return false;
         };
@@ -908,6 +959,7 @@ impl World {
                 if date > self.last_activity_day && self.cfg.faults != self.cfg.faults.calm() {
                     // The liveness phase: faults stop; what was accepted must now finish.
                     self.cfg.faults = self.cfg.faults.calm();
+                    self.ledger.inner.set_storage_faults(false);
                     self.trace.record(&("liveness phase", date));
                 }
                 let drained = date > self.last_activity_day && self.quiescent();
@@ -1249,6 +1301,13 @@ impl World {
                 event,
             );
         }
+        for (invariant, detail) in self.ledger.inner.take_violations() {
+            self.violation(&invariant, detail, event);
+        }
+        if self.ledger.inner.halted().is_some() {
+            // The run ends with this event; the ledger it would check is gone.
+            return;
+        }
         let touched = std::mem::take(&mut self.ledger.touched);
         self.checker.touched(&mut *self.ledger.inner, &touched);
         for v in std::mem::take(&mut self.checker.found) {
@@ -1283,9 +1342,7 @@ impl World {
 
     /// The accounts of `ids` (at most one batch) that exist, by id.
     fn accounts_by_id(&mut self, ids: &[u128]) -> BTreeMap<u128, Account> {
-        self.ledger
-            .lookup_accounts(ids)
-            .expect("ledger reachable")
+        lookup_for_check(&mut *self.ledger.inner, ids)
             .into_iter()
             .map(|a| (a.id, a))
             .collect()
@@ -1449,10 +1506,7 @@ impl World {
             self.oracle.rounding_cash(),
         ));
         for (what, id, expected) in roundings {
-            let a = self
-                .ledger
-                .lookup_accounts(&[id])
-                .expect("ledger reachable")[0];
+            let a = lookup_for_check(&mut *self.ledger.inner, &[id])[0];
             if a.credits_posted != expected.settled as u128
                 || a.credits_pending != expected.pending as u128
             {
@@ -1470,6 +1524,14 @@ impl World {
 
     fn final_checks(&mut self) {
         let event = "end of run";
+        if self.ledger.inner.halted().is_some() {
+            // A safe halt ended the run early: nothing was meant to finish.
+            return;
+        }
+        self.ledger.inner.end_of_run();
+        for (invariant, detail) in self.ledger.inner.take_violations() {
+            self.violation(&invariant, detail, event);
+        }
         let records = self.intake.process().expect("intake up").instructions();
         let expected = self.oracle.expected_states();
         let mut problems = Vec::new();
@@ -1530,7 +1592,9 @@ impl World {
 
     fn summary(&mut self) -> Summary {
         let accounts = self.ledger.all_accounts();
-        let records = self.intake.process().expect("intake up").instructions();
+        // Intake may be down when a safe halt ended the run early.
+        let none = BTreeMap::new();
+        let records = self.intake.process().map_or(&none, |p| p.instructions());
         let mut by_state: BTreeMap<String, u64> = InstructionState::ALL
             .iter()
             .map(|s| (format!("{s:?}").to_lowercase(), 0))
@@ -1640,6 +1704,7 @@ impl World {
             liveness_failures: self.liveness_failures,
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
+            storage: self.ledger.inner.storage_summary(),
         }
     }
 }

@@ -2,9 +2,22 @@
 //!
 //! - `acme sim`: runs a seeded simulation of whole business days and checks every invariant.
 //!   Exit 0 when all hold, 2 on a safety violation, 3 on a liveness failure, 1 on bad usage or
-//!   errors. `--faults`, `--shrink`, `--export`, `--plant`.
+//!   errors. `--faults`, `--shrink`, `--export`, `--plant`; `--data DIR` runs it on the durable
+//!   ledger in a new store in DIR (real files, an fdatasync per ledger call; same digest).
 //! - `acme swarm`: many seeds, each with its own fault plan, over all cores.
 //! - `acme recon`: reconciles a ledger against the custodian's and the bank's statements.
+//! - `acme ledger verify DIR [--since SEQ:CHECKSUM] [--json]`: verifies a durable ledger's
+//!   directory, read-only: every checksum, the hash chain, a replay, the books; prints the chain
+//!   head an auditor can check later with `--since`.
+//! - `acme ledger inspect DIR [--json] [--accounts N] [--transfers N]`: the same pass, showing
+//!   superblock, segments, checkpoints, accounts, the last transfers and per-ledger totals.
+//! - `acme ledger compact DIR`: verifies the store (refusing one that does not verify), recovers
+//!   it, checkpoints it and drops the segments the checkpoints cover.
+//! - `acme ledger write-test DIR --batches N --batch-size K`: a testing aid that writes numbered
+//!   batches and prints `acked SEQ BATCH` after each durable commit (the kill -9 test uses it).
+//!
+//!   The ledger commands exit 0 when the store is good (a torn tail is not corruption), 2 on
+//!   corruption or a failed `--since`, 1 on bad usage or when DIR holds no readable store.
 //!
 //! This is an adapter crate: it may read the wall clock (to report `wall_ms`) and touch files;
 //! the crates it drives may not. Hence it opts out of the determinism rules of `clippy.toml`.
@@ -13,6 +26,8 @@
 use acme_sim::{SimConfig, Summary};
 use clap::{Parser, Subcommand};
 
+mod durable_sim;
+mod ledger_cmd;
 mod recon;
 mod shrink;
 mod swarm;
@@ -41,6 +56,8 @@ enum Command {
     Swarm(swarm::SwarmArgs),
     /// Reconcile the ledger against the custodian's and the bank's statements.
     Recon(recon::ReconArgs),
+    /// Verify, inspect and compact a durable ledger's directory.
+    Ledger(ledger_cmd::LedgerArgs),
 }
 
 #[derive(clap::Args)]
@@ -79,6 +96,11 @@ struct SimArgs {
     /// (for `acme recon`).
     #[arg(long, value_name = "DIR")]
     export: Option<std::path::PathBuf>,
+    /// Run on the durable ledger, in a new store in DIR (which must be empty or missing): real
+    /// files, every ledger call durable before it is answered. Check it afterwards with
+    /// `acme ledger verify DIR`.
+    #[arg(long, value_name = "DIR")]
+    data: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +120,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim(args),
         Command::Swarm(args) => swarm::swarm(args),
         Command::Recon(args) => recon::main(args),
+        Command::Ledger(args) => ledger_cmd::main(args),
     }
 }
 
@@ -124,6 +147,12 @@ fn sim(args: SimArgs) -> ExitCode {
     };
     if let Err(e) = plant(args.plant.as_deref()) {
         eprintln!("acme sim: {e}");
+        return ExitCode::from(1);
+    }
+    if args.shrink && args.data.is_some() {
+        eprintln!(
+            "acme sim: --shrink reruns the seed in memory; it cannot be combined with --data"
+        );
         return ExitCode::from(1);
     }
     if args.shrink {
@@ -154,12 +183,19 @@ fn sim(args: SimArgs) -> ExitCode {
             args.seed,
             cfg.faults.describe().join("; ")
         );
+        if let Some(dir) = &args.data {
+            println!(
+                "ledger: durable, in {} (a checkpoint every {} bytes of log)",
+                dir.display(),
+                durable_sim::CHECKPOINT_LOG_BYTES
+            );
+        }
     }
     let started = Instant::now();
-    let mut world = match ledger_world(&args.ledger, cfg) {
+    let mut world = match world_for(&args, cfg) {
         Ok(world) => world,
         Err(e) => {
-            eprintln!("acme sim: --ledger {}: {e}", args.ledger);
+            eprintln!("acme sim: {e}");
             return ExitCode::from(1);
         }
     };
@@ -218,6 +254,31 @@ pub fn plant(name: Option<&str>) -> Result<(), String> {
     })?;
     plant::plant(Some(bug));
     Ok(())
+}
+
+/// The world of `cfg` on the ledger `--ledger` and `--data` name.
+fn world_for(args: &SimArgs, cfg: SimConfig) -> Result<acme_sim::World, String> {
+    match &args.data {
+        Some(dir) => data_world(&args.ledger, cfg, dir),
+        None => {
+            ledger_world(&args.ledger, cfg).map_err(|e| format!("--ledger {}: {e}", args.ledger))
+        }
+    }
+}
+
+/// `--data DIR`: the world of `cfg` on a new durable ledger in DIR (the embedded ledger's
+/// semantics, so only with `--ledger mem`).
+fn data_world(
+    ledger: &str,
+    cfg: SimConfig,
+    dir: &std::path::Path,
+) -> Result<acme_sim::World, String> {
+    if ledger != "mem" {
+        return Err(format!(
+            "--data runs the durable embedded ledger; it cannot be combined with --ledger {ledger}"
+        ));
+    }
+    durable_sim::world(cfg, dir).map_err(|e| format!("--data: {e}"))
 }
 
 /// The world of `cfg` on the ledger `--ledger` names.
