@@ -254,10 +254,28 @@ impl<S: Storage> Store<S> {
             Err(e) => return Err(e.into()),
         };
         let torn = size % crate::record::HEADER_SIZE as u64;
-        if torn > 0 {
+        let mut keep = size - torn;
+        // An archive append that was never synced (a crash, a failed write or sync during
+        // compaction) is torn per sector like any unsynced write: holes or garbage anywhere in
+        // it, not only a partial last header. The records it names are still in their
+        // segments (segments go only after the archive is synced): cut it at the first bad
+        // header among them.
+        if keep > 0 {
+            let first_live = scan::segments(&mut self.storage)?
+                .first()
+                .map(|s| s.first_seq);
+            if let Err(StoreError::Corrupt(c)) = chain::read(&mut self.storage, &[]) {
+                if let (Some(bad), Some(live)) = (c.seq, first_live) {
+                    if bad >= live {
+                        keep = keep.min((bad - 1) * crate::record::HEADER_SIZE as u64);
+                    }
+                }
+            }
+        }
+        if keep < size {
             let r = self
                 .storage
-                .truncate(chain::FILE, size - torn)
+                .truncate(chain::FILE, keep)
                 .and_then(|_| self.storage.sync(chain::FILE));
             self.guard(r)?;
         }
