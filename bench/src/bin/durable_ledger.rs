@@ -32,7 +32,7 @@ fn accounts() -> Vec<Account> {
 
 /// Batch `b` of client `c`: ids unique per (client, batch, index), pairs spread by xorshift.
 fn batch(c: u64, b: u64) -> Vec<Transfer> {
-    let mut x = (c << 40 | b) * 0x9e37_79b9_7f4a_7c15 | 1;
+    let mut x = ((c << 40) | b).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..BATCH_EVENTS_MAX as u64)
         .map(|k| {
             x ^= x << 13;
