@@ -24,6 +24,10 @@ pub struct Archive {
     pub last_checksum: u128,
     /// Bytes of a partial header at the end (a crash during an append).
     pub torn_bytes: u64,
+    /// The first header that does not verify, when its record is still in the log: an append
+    /// a crash tore before it was synced (segments go only after the sync), so not corruption.
+    /// The archive ends just before it.
+    pub torn_from: Option<u64>,
     /// The checksums of the watched records that are archived.
     pub watched: Vec<(u64, u128)>,
 }
@@ -37,9 +41,21 @@ fn corrupt(offset: u64, seq: u64, reason: String) -> StoreError {
     })
 }
 
+impl Archive {
+    /// The length the file keeps once the torn part of an unsynced append is cut.
+    pub fn intact_len(&self) -> u64 {
+        self.last_seq * HEADER_SIZE as u64
+    }
+}
+
 /// Reads and checks the whole archive: every header valid, numbered in order, each the parent
-/// of the next.
-pub fn read(storage: &mut dyn Storage, watch: &[u64]) -> Result<Archive, StoreError> {
+/// of the next. A bad header of a record at or after `first_live` (the first record still in
+/// the log) is an unsynced append a crash tore: the archive ends there ([`Archive::torn_from`]).
+pub fn read(
+    storage: &mut dyn Storage,
+    watch: &[u64],
+    first_live: Option<u64>,
+) -> Result<Archive, StoreError> {
     let size = match storage.size(FILE) {
         Ok(size) => size,
         Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(Archive::default()),
@@ -68,24 +84,14 @@ pub fn read(storage: &mut dyn Storage, watch: &[u64]) -> Result<Archive, StoreEr
             let seq = index + k as u64 + 1;
             let at = offset + (k * HEADER_SIZE) as u64;
             let hb: &[u8; HEADER_SIZE] = hb.try_into().expect("sized");
-            let h = RecordHeader::decode(hb).map_err(|r| corrupt(at, seq, r.to_string()))?;
-            if h.sequence != seq {
-                return Err(corrupt(
-                    at,
-                    seq,
-                    format!(
-                        "archived header of record {} at the place of {seq}",
-                        h.sequence
-                    ),
-                ));
-            }
-            if h.parent != archive.last_checksum {
-                return Err(corrupt(
-                    at,
-                    seq,
-                    "archived header does not chain to the one before it".into(),
-                ));
-            }
+            let h = match check_header(hb, at, seq, archive.last_checksum) {
+                Ok(h) => h,
+                Err(StoreError::Corrupt(_)) if first_live.is_some_and(|live| seq >= live) => {
+                    archive.torn_from = Some(seq);
+                    return Ok(archive);
+                }
+                Err(e) => return Err(e),
+            };
             if watch.contains(&seq) {
                 archive.watched.push((seq, h.checksum));
             }
@@ -95,6 +101,31 @@ pub fn read(storage: &mut dyn Storage, watch: &[u64]) -> Result<Archive, StoreEr
         index += n;
     }
     Ok(archive)
+}
+
+/// One archived header, checked: valid, numbered `seq`, chained to `parent`.
+fn check_header(
+    hb: &[u8; HEADER_SIZE],
+    at: u64,
+    seq: u64,
+    parent: u128,
+) -> Result<RecordHeader, StoreError> {
+    let h = RecordHeader::decode(hb).map_err(|r| corrupt(at, seq, r.to_string()))?;
+    if h.sequence != seq {
+        let reason = format!(
+            "archived header of record {} at the place of {seq}",
+            h.sequence
+        );
+        return Err(corrupt(at, seq, reason));
+    }
+    if h.parent != parent {
+        return Err(corrupt(
+            at,
+            seq,
+            "archived header does not chain to the one before it".into(),
+        ));
+    }
+    Ok(h)
 }
 
 /// The headers of every record in `seg`, each record checked whole (header, length, body):

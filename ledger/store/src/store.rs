@@ -248,34 +248,21 @@ impl<S: Storage> Store<S> {
                 self.guard(r)?;
             }
         }
-        let size = match self.storage.size(chain::FILE) {
-            Ok(size) => size,
-            Err(e) if e.kind == StorageErrorKind::NotFound => 0,
-            Err(e) => return Err(e.into()),
+        // A compaction a crash interrupted leaves a partial last header, or an unsynced append
+        // torn anywhere: both name records still in the log, and both are cut.
+        let first_live = scan::segments(&mut self.storage)?
+            .first()
+            .map(|s| s.first_seq);
+        // A damaged archive is not needed to recover the ledger: opening carries on, and
+        // `verify` reports it.
+        let archive = match chain::read(&mut self.storage, &[], first_live) {
+            Err(StoreError::Corrupt(_)) => chain::Archive::default(),
+            other => other?,
         };
-        let torn = size % crate::record::HEADER_SIZE as u64;
-        let mut keep = size - torn;
-        // An archive append that was never synced (a crash, a failed write or sync during
-        // compaction) is torn per sector like any unsynced write: holes or garbage anywhere in
-        // it, not only a partial last header. The records it names are still in their
-        // segments (segments go only after the archive is synced): cut it at the first bad
-        // header among them.
-        if keep > 0 {
-            let first_live = scan::segments(&mut self.storage)?
-                .first()
-                .map(|s| s.first_seq);
-            if let Err(StoreError::Corrupt(c)) = chain::read(&mut self.storage, &[]) {
-                if let (Some(bad), Some(live)) = (c.seq, first_live) {
-                    if bad >= live {
-                        keep = keep.min((bad - 1) * crate::record::HEADER_SIZE as u64);
-                    }
-                }
-            }
-        }
-        if keep < size {
+        if archive.torn_bytes > 0 || archive.torn_from.is_some() {
             let r = self
                 .storage
-                .truncate(chain::FILE, keep)
+                .truncate(chain::FILE, archive.intact_len())
                 .and_then(|_| self.storage.sync(chain::FILE));
             self.guard(r)?;
         }
@@ -431,7 +418,7 @@ impl<S: Storage> Store<S> {
             .collect();
         if !doomed.is_empty() {
             // Their headers go to the chain archive, durably, before the segments go.
-            let mut archive = chain::read(&mut self.storage, &[])?;
+            let mut archive = chain::read(&mut self.storage, &[], None)?;
             let created = archive.last_seq == 0;
             for seg in &doomed {
                 let r = chain::append_segment(&mut self.storage, &mut archive, seg);

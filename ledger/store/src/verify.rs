@@ -178,21 +178,9 @@ fn check_archive(
         .into_iter()
         .flatten()
         .collect();
-    let archive = match chain::read(storage, &watch) {
+    let first_live = (end.records > 0).then_some(end.first_seq);
+    let archive = match chain::read(storage, &watch, first_live) {
         Ok(a) => a,
-        // Headers of records still in the log that do not verify: an archive append that a
-        // crash tore before it was synced (the segments go only after the sync).
-        Err(StoreError::Corrupt(c))
-            if end.records > 0 && c.seq.is_some_and(|s| s >= end.first_seq) =>
-        {
-            report.notes.push(format!(
-                "{}: an unsynced append torn by a crash from record {} (still in the log); \
-                 opening the store cuts it",
-                chain::FILE,
-                c.seq.unwrap_or(0)
-            ));
-            return Ok(None);
-        }
         Err(StoreError::Corrupt(c)) => {
             push_corruption(report, c);
             return Ok(None);
@@ -200,6 +188,13 @@ fn check_archive(
         Err(e) => return Err(e),
     };
     report.archived = archive.last_seq;
+    if let Some(seq) = archive.torn_from {
+        report.notes.push(format!(
+            "{}: an unsynced append torn by a crash from record {seq} (still in the log); \
+             opening the store cuts it",
+            chain::FILE
+        ));
+    }
     if archive.torn_bytes > 0 {
         report.notes.push(format!(
             "{}: a partial header of {} bytes at the end (a crash during compaction); opening the store cuts it",
