@@ -154,15 +154,20 @@ fn verify(args: VerifyArgs) -> ExitCode {
         Err(f) => return f.exit("verify", args.json),
     };
     let view = view::VerifyView::new(&args.dir, &report);
-    if args.json {
+    print_view(args.json, &view, view.human());
+    exit_of(&report)
+}
+
+/// A view as one JSON object, or as its text for people.
+pub(crate) fn print_view(json: bool, view: &impl serde::Serialize, human: String) {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&view).expect("the view serialises")
+            serde_json::to_string(view).expect("the view serialises")
         );
     } else {
-        print!("{}", view.human());
+        print!("{human}");
     }
-    exit_of(&report)
 }
 
 /// Whether the file names are those of a store (or of what is left of one): a superblock, a log

@@ -106,14 +106,7 @@ pub fn main(args: InspectArgs) -> ExitCode {
         last_transfers: mem.map_or_else(Vec::new, |m| transfer_rows(m, args.transfers)),
         ledger_totals: mem.map_or_else(Vec::new, ledger_totals),
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&view).expect("the view serialises")
-        );
-    } else {
-        print!("{}", view.human());
-    }
+    super::print_view(args.json, &view, view.human());
     exit_of(&report)
 }
 
