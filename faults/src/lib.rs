@@ -83,10 +83,34 @@ pub struct FaultPlan {
     /// file (silent corruption, as above).
     #[serde(default)]
     pub storage_misdirect_ppm: Ppm,
+    /// Shortest and longest time a ledger call takes each way (request, answer), microseconds.
+    /// Not a fault: the ledger is always this far away.
+    #[serde(default = "ledger_latency_min_us")]
+    pub ledger_latency_min_us: u64,
+    #[serde(default = "ledger_latency_max_us")]
+    pub ledger_latency_max_us: u64,
+    /// Chance that a ledger call is answered `Unavailable`, the request applied or not (a coin),
+    /// and the host's later calls in flight not applied.
+    #[serde(default)]
+    pub ledger_unavailable_ppm: Ppm,
+    /// Chance, per platform process and business day, that a new version of its code is
+    /// deployed at a random hour: cleanly (stop with a snapshot, start the new code, which
+    /// migrates it) or, half the time, abruptly (a crash, then the new code, which must refuse
+    /// the old journal; operations then run the old code to a clean stop and deploy again).
+    #[serde(default)]
+    pub upgrade_ppm: Ppm,
+}
+
+fn ledger_latency_min_us() -> u64 {
+    200
+}
+
+fn ledger_latency_max_us() -> u64 {
+    3_000
 }
 
 /// The fault kinds, by the names `--without` takes.
-pub const KINDS: [&str; 12] = [
+pub const KINDS: [&str; 14] = [
     "loss",
     "duplicate",
     "delay-spike",
@@ -99,6 +123,8 @@ pub const KINDS: [&str; 12] = [
     "partition",
     "storage",
     "storage-corruption",
+    "ledger-unavailable",
+    "upgrade",
 ];
 
 /// The plan names `--faults` takes.
@@ -132,6 +158,10 @@ impl FaultPlan {
             storage_read_error_ppm: 0,
             storage_bitflip_ppm: 0,
             storage_misdirect_ppm: 0,
+            ledger_latency_min_us: ledger_latency_min_us(),
+            ledger_latency_max_us: ledger_latency_max_us(),
+            ledger_unavailable_ppm: 0,
+            upgrade_ppm: 0,
         }
     }
 
@@ -160,6 +190,8 @@ impl FaultPlan {
             storage_read_error_ppm: 1_000,
             storage_bitflip_ppm: 200,
             storage_misdirect_ppm: 100,
+            ledger_unavailable_ppm: 2_000,
+            upgrade_ppm: 100_000,
             ..FaultPlan::none()
         }
     }
@@ -210,6 +242,15 @@ impl FaultPlan {
         };
         let storage_bitflip_ppm = rare(1_000);
         let storage_misdirect_ppm = rare(500);
+        let mut maybe = |max: Ppm| -> Ppm {
+            if r.next().is_multiple_of(2) {
+                0
+            } else {
+                1 + (r.next() % max as u64) as Ppm
+            }
+        };
+        let ledger_unavailable_ppm = maybe(20_000);
+        let upgrade_ppm = maybe(300_000);
         let mut r = SplitMix(seed ^ 0x4C49_4D49_5453);
         FaultPlan {
             delay_min_ms: 1,
@@ -236,6 +277,10 @@ impl FaultPlan {
             storage_read_error_ppm,
             storage_bitflip_ppm,
             storage_misdirect_ppm,
+            ledger_latency_min_us: 50 + r.next() % 500,
+            ledger_latency_max_us: 1_000 + r.next() % 20_000,
+            ledger_unavailable_ppm,
+            upgrade_ppm,
         }
     }
 
@@ -272,6 +317,8 @@ impl FaultPlan {
                 .max(self.storage_sync_error_ppm)
                 .max(self.storage_read_error_ppm),
             "storage-corruption" => self.storage_bitflip_ppm.max(self.storage_misdirect_ppm),
+            "ledger-unavailable" => self.ledger_unavailable_ppm,
+            "upgrade" => self.upgrade_ppm,
             _ => return None,
         })
     }
@@ -298,6 +345,8 @@ impl FaultPlan {
                 &mut p.storage_read_error_ppm,
             ],
             "storage-corruption" => vec![&mut p.storage_bitflip_ppm, &mut p.storage_misdirect_ppm],
+            "ledger-unavailable" => vec![&mut p.ledger_unavailable_ppm],
+            "upgrade" => vec![&mut p.upgrade_ppm],
             other => {
                 return Err(format!(
                     "without: `{other}` is not one of {}",
@@ -316,6 +365,8 @@ impl FaultPlan {
         FaultPlan {
             delay_min_ms: self.delay_min_ms,
             delay_max_ms: self.delay_max_ms,
+            ledger_latency_min_us: self.ledger_latency_min_us,
+            ledger_latency_max_us: self.ledger_latency_max_us,
             ..FaultPlan::none()
         }
     }
@@ -396,6 +447,16 @@ impl FaultPlan {
             self.storage_misdirect_ppm,
             format!(" ({} ppm)", self.storage_misdirect_ppm),
         );
+        on(
+            "ledger unavailable per call",
+            self.ledger_unavailable_ppm,
+            String::new(),
+        );
+        on(
+            "code upgrades per process-day",
+            self.upgrade_ppm,
+            String::new(),
+        );
         if out.len() == 1 {
             out.push("no faults".to_string());
         }
@@ -404,6 +465,15 @@ impl FaultPlan {
 
     /// Checks the plan's own limits; an error names the field.
     pub fn validate(&self) -> Result<(), String> {
+        if self.ledger_latency_min_us > self.ledger_latency_max_us {
+            return Err("ledger_latency_min_us: greater than ledger_latency_max_us".into());
+        }
+        if self.ledger_latency_max_us > 10_000_000 {
+            return Err(format!(
+                "ledger_latency_max_us: {} is more than ten seconds",
+                self.ledger_latency_max_us
+            ));
+        }
         if self.delay_min_ms > self.delay_max_ms {
             return Err("delay_min_ms: greater than delay_max_ms".into());
         }

@@ -19,4 +19,5 @@ pub mod money;
 pub mod plant;
 pub mod process;
 pub mod recon;
+pub mod serde_pairs;
 pub mod trading;

@@ -36,10 +36,17 @@ pub enum Bug {
     RebalancesBusyMembers,
     /// Settlement never moves the custodian mirror from unsettled to settled.
     MirrorNeverSettled,
+    /// The host takes a ledger answer in two records: the request leaves the outbox, then the
+    /// answer comes in (a crash between them loses both).
+    NonAtomicReply,
+    /// The host acknowledges a message on receipt, before committing it.
+    AckBeforeCommit,
+    /// Recovery replays a journal through whatever code runs, whatever version wrote it.
+    UnversionedReplay,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 16] = [
         Bug::DuplicateAppliedTwice,
         Bug::IdFromClock,
         Bug::AllocationRoundedUp,
@@ -53,6 +60,9 @@ impl Bug {
         Bug::PartialFillToFirstMembers,
         Bug::RebalancesBusyMembers,
         Bug::MirrorNeverSettled,
+        Bug::NonAtomicReply,
+        Bug::AckBeforeCommit,
+        Bug::UnversionedReplay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +80,9 @@ impl Bug {
             Bug::PartialFillToFirstMembers => "partial-fill-to-first-members",
             Bug::RebalancesBusyMembers => "rebalances-busy-members",
             Bug::MirrorNeverSettled => "mirror-never-settled",
+            Bug::NonAtomicReply => "non-atomic-reply",
+            Bug::AckBeforeCommit => "ack-before-commit",
+            Bug::UnversionedReplay => "unversioned-replay",
         }
     }
 

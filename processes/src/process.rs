@@ -56,6 +56,11 @@ pub struct Envelope {
     pub id: MessageId,
     pub from: Service,
     pub to: Service,
+    /// The sender's sequence number on the channel `from -> to`, from 1, given by the sending
+    /// host when it commits the message; 0 for senders outside the platform. The receiving host
+    /// deduplicates platform messages by it in constant memory (see `host::state`).
+    #[serde(default)]
+    pub seq: u64,
     pub body: Message,
 }
 
@@ -118,6 +123,8 @@ pub enum Effect {
 #[derive(Debug, Default)]
 pub struct Effects {
     items: Vec<Effect>,
+    /// Set by [`Effects::poison`]: the input makes no sense and goes to the dead letters.
+    poison: Option<String>,
 }
 
 impl Effects {
@@ -126,8 +133,13 @@ impl Effects {
     }
 
     pub fn send(&mut self, id: MessageId, from: Service, to: Service, body: Message) {
-        self.items
-            .push(Effect::Send(Envelope { id, from, to, body }));
+        self.items.push(Effect::Send(Envelope {
+            id,
+            from,
+            to,
+            seq: 0,
+            body,
+        }));
     }
 
     pub fn ledger(&mut self, tag: u64, request: LedgerRequest) {
@@ -195,6 +207,18 @@ impl Effects {
         }));
     }
 
+    /// Declares the input poison: it cannot be made sense of in any state (an unknown message
+    /// kind, a reply to a request never made). The host drops every effect of it, commits it to
+    /// the dead letters with `reason`, acknowledges it and raises an alert, and rebuilds the
+    /// process from its store (so a half-applied input leaves no trace).
+    pub fn poison(&mut self, reason: String) {
+        self.poison = Some(reason);
+    }
+
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poison.as_deref()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -213,6 +237,7 @@ impl Effects {
 
     pub fn clear(&mut self) {
         self.items.clear();
+        self.poison = None;
     }
 }
 
@@ -230,12 +255,33 @@ pub struct Ctx {
 ///   (`acme_ledger::ids`, [`crate::messages::msg_id`]), so re-emitting an effect is harmless.
 /// - It treats a ledger `exists` like `ok`: the effect was applied by an earlier incarnation.
 /// - It keeps no state that it could not rebuild from its inputs: the host persists the inputs.
-pub trait Process {
+/// - Its whole state serializes (serde): the host snapshots it and restores it after a crash,
+///   then replays only the inputs after the snapshot. Finished work leaves the state.
+/// - It declares the version of its code. Changing what `handle` does with an input, or the
+///   shape of the state, is a new version; a snapshot of an older version is restored only
+///   through [`Process::migrate`], and a journal written by another version is never replayed.
+pub trait Process: Serialize + serde::de::DeserializeOwned + Send + 'static {
     /// A stable name for traces, storage and alerts.
     fn name(&self) -> &'static str;
 
+    /// The version of this process's code (from 1).
+    fn version(&self) -> u32 {
+        1
+    }
+
     /// Handles one input.
     fn handle(&mut self, ctx: &Ctx, input: &Input, fx: &mut Effects);
+
+    /// Turns the state of a snapshot written by code version `from` (as JSON) into this
+    /// version's. The default refuses: a process that changes version declares its migration.
+    fn migrate(&self, from: u32, state: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = state;
+        Err(format!(
+            "{} declares no migration from version {from} to {}",
+            self.name(),
+            self.version()
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -154,21 +154,18 @@ pub fn custodian_cash(world: &World, date: Date) -> CashStatement {
 /// Contributions the bank has but the ledger may not yet: instructions the model expects to
 /// complete that intake has not completed (or not received, so of unknown kind).
 fn contributions_in_flight(world: &World) -> usize {
-    let Some(intake) = world.intake.process() else {
+    if world.intake.process().is_none() {
         return usize::MAX;
-    };
-    let records = intake.instructions();
+    }
     world
         .oracle
         .expected_states()
         .iter()
         .filter(|(_, want)| **want == InstructionState::Completed)
-        .filter(|(id, _)| match records.get(id) {
+        .filter(|(id, _)| world.statuses.get(id) != Some(&InstructionState::Completed))
+        .filter(|(id, _)| match world.taken.get(id) {
             None => true,
-            Some(r) => {
-                matches!(r.kind, InstructionKind::Contribute { .. })
-                    && r.state != InstructionState::Completed
-            }
+            Some((kind, _)) => matches!(kind, InstructionKind::Contribute { .. }),
         })
         .count()
 }

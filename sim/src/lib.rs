@@ -23,6 +23,7 @@ pub mod export;
 pub mod market;
 pub mod members;
 pub mod oracle;
+pub mod release;
 pub mod rng;
 pub mod summary;
 pub mod trace;

@@ -19,6 +19,8 @@ pub enum Stream {
     Disk = 6,
     /// What the simulated disk keeps, drops or tears of its unsynced changes at a power loss.
     DiskPowerLoss = 7,
+    /// Ledger call latencies and `Unavailable` answers.
+    Ledger = 8,
 }
 
 pub struct SimRng(ChaCha8Rng);

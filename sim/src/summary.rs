@@ -61,6 +61,18 @@ pub struct Summary {
     pub contributed_pence: u64,
     /// Wall time of the run, filled in by the command that ran it (the simulator has no clock).
     pub wall_ms: u64,
+    /// Snapshots the hosts took, recoveries they made, and the longest journal tail any
+    /// recovery replayed (bounded by the snapshot policy, whatever the run's length).
+    pub snapshots: u64,
+    pub recoveries: u64,
+    pub journal_tail_max: u64,
+    /// Inputs the hosts committed to their dead letters (a panic, or an input declared poison).
+    pub dead_letters: u64,
+    /// Ledger calls answered `Unavailable`.
+    pub ledger_unavailable: u64,
+    /// New code versions deployed, and abrupt deployments the new code refused (as it must).
+    pub upgrades: u64,
+    pub upgrades_refused: u64,
     /// The durable ledger on the simulated disk: what the disk did, every recovery (only in
     /// runs with storage faults).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ use crate::custodian::{Behaviour, Custodian, Outcome};
 use crate::market::Market;
 use crate::members::{Population, MODELS};
 use crate::oracle::Oracle;
+use crate::release::Release;
 use crate::rng::{SimRng, Stream};
 use crate::summary::{StorageSummary, Summary};
 use crate::trace::{Fnv64, Trace};
@@ -20,17 +21,18 @@ use acme_ledger::{
     MemLedger, QueryFilter, Transfer,
 };
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
-use acme_processes::host::{Delivery, Drained, Host, Io};
+use acme_processes::host::{Delivery, Host, Io, MemStore, ProcessStore, Ticket};
 use acme_processes::messages::{
     msg_id, Advance, Instruction, InstructionKind, InstructionState, Message, MsgKind, Origin,
     TradeId,
 };
+use acme_processes::process::Process;
 use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Service};
 use acme_processes::trading::{
     aggregation::Aggregation, intake::Intake, pricing::Pricing, rebalancing::Rebalancing,
     settlement::Settlement,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,8 +140,20 @@ enum Event {
     /// A message an outside actor sends later (a late custodian, a late or repeated job).
     SendLater(Envelope),
     EndOfDay(Date),
-    RetryLedger(Service),
     Restart(Service),
+    /// The ledger takes the next request of a host's pipeline.
+    LedgerApply(Service),
+    /// A new release of a process's code is deployed (`clean`: only by a clean stop).
+    Upgrade {
+        service: Service,
+        clean: bool,
+    },
+    /// A ledger answer reaches its host (`None`: unavailable).
+    LedgerAnswer {
+        service: Service,
+        ticket: Ticket,
+        reply: Option<LedgerReply>,
+    },
 }
 
 /// A ledger backend the simulator can run on: the port, plus a full scan for the end-of-day
@@ -334,6 +348,8 @@ pub struct Stats {
     pub jobs_twice: u64,
     pub partitions: u64,
     pub partition_drops: u64,
+    pub upgrades: u64,
+    pub upgrades_refused: u64,
 }
 
 struct Queue {
@@ -354,7 +370,6 @@ impl Queue {
 
 /// The world's side of the ports, lent to a host for one step.
 struct WorldIo<'a> {
-    ledger: &'a mut SimLedger,
     queue: &'a mut Queue,
     bus_rng: &'a mut SimRng,
     faults: &'a FaultPlan,
@@ -367,6 +382,17 @@ struct WorldIo<'a> {
     boundaries: &'a mut BTreeMap<Service, u64>,
     crash_at: Option<(Service, u64)>,
     partition: Option<Partition>,
+    pipes: &'a mut BTreeMap<Service, LedgerPipe>,
+    ledger_rng: &'a mut SimRng,
+}
+
+/// A host's ledger requests on their way: applied one after another in the order submitted
+/// (the port's contract), each after a seeded latency.
+#[derive(Default)]
+pub(crate) struct LedgerPipe {
+    queue: VecDeque<(Ticket, LedgerRequest, Ts)>,
+    /// When the request at the head was last scheduled to be applied.
+    scheduled: bool,
 }
 
 /// A network partition: nothing passes between the two parties from `from` until `until`.
@@ -423,8 +449,22 @@ fn bus_send(
 }
 
 impl Io for WorldIo<'_> {
-    fn ledger(&mut self) -> &mut dyn Ledger {
-        self.ledger
+    fn submit_ledger(&mut self, service: Service, ticket: Ticket, request: &LedgerRequest) {
+        let latency_us = self.ledger_rng.between(
+            self.faults.ledger_latency_min_us,
+            self.faults.ledger_latency_max_us,
+        );
+        let ready = self.now + latency_us * 1_000;
+        let pipe = self.pipes.entry(service).or_default();
+        let ready = pipe
+            .queue
+            .back()
+            .map_or(ready, |&(_, _, last)| ready.max(last));
+        pipe.queue.push_back((ticket, request.clone(), ready));
+        if !pipe.scheduled {
+            pipe.scheduled = true;
+            self.queue.push(ready, Event::LedgerApply(service));
+        }
     }
 
     fn send(&mut self, now: Ts, envelope: Envelope) {
@@ -466,10 +506,6 @@ impl Io for WorldIo<'_> {
 
     fn alert(&mut self, now: Ts, alert: Alert) {
         self.alerts.push((now, alert));
-    }
-
-    fn observe_ledger(&mut self, service: Service, request: &LedgerRequest, reply: &LedgerReply) {
-        self.trace.record(&(service, request, reply));
     }
 
     fn crash_point(&mut self, service: Service) -> bool {
@@ -520,6 +556,38 @@ macro_rules! on_host {
     }};
 }
 
+/// A platform process's host in the simulator: its code as a [`Release`], its store in memory
+/// (or on the simulated disk).
+pub type SimHost<P> = Host<Release<P>, Box<dyn ProcessStore>>;
+
+fn sim_host<P: Process>(
+    service: Service,
+    make: impl Fn() -> Release<P> + Send + 'static,
+) -> SimHost<P> {
+    Host::with_store(service, make, Box::new(MemStore::default()))
+}
+
+/// The code of each platform process, by release.
+mod code {
+    use super::*;
+
+    pub fn intake(release: u32) -> impl Fn() -> Release<Intake> + Send + 'static {
+        move || Release::new(Intake::new(FUNDS.to_vec(), MODELS.models.len()), release)
+    }
+    pub fn rebalancing(release: u32) -> impl Fn() -> Release<Rebalancing> + Send + 'static {
+        move || Release::new(Rebalancing::new(MODELS), release)
+    }
+    pub fn aggregation(s: Schedule, release: u32) -> impl Fn() -> Release<Aggregation> + Send {
+        move || Release::new(Aggregation::new(s), release)
+    }
+    pub fn pricing(s: Schedule, release: u32) -> impl Fn() -> Release<Pricing> + Send {
+        move || Release::new(Pricing::new(s), release)
+    }
+    pub fn settlement(s: Schedule, release: u32) -> impl Fn() -> Release<Settlement> + Send {
+        move || Release::new(Settlement::new(s), release)
+    }
+}
+
 /// A whole simulated run.
 pub struct World {
     pub(crate) cfg: SimConfig,
@@ -527,11 +595,13 @@ pub struct World {
     pub(crate) clock: Arc<SimClock>,
     queue: Queue,
     pub(crate) ledger: SimLedger,
-    pub(crate) intake: Host<Intake>,
-    pub(crate) aggregation: Host<Aggregation>,
-    pub(crate) pricing: Host<Pricing>,
-    pub(crate) settlement: Host<Settlement>,
-    pub(crate) rebalancing: Host<Rebalancing>,
+    pub(crate) intake: SimHost<Intake>,
+    pub(crate) aggregation: SimHost<Aggregation>,
+    pub(crate) pricing: SimHost<Pricing>,
+    pub(crate) settlement: SimHost<Settlement>,
+    pub(crate) rebalancing: SimHost<Rebalancing>,
+    /// The release of each platform process's code now deployed.
+    pub(crate) releases: BTreeMap<Service, u32>,
     pub(crate) custodian: Custodian,
     pub(crate) market: Market,
     pub(crate) population: Population,
@@ -560,6 +630,15 @@ pub struct World {
     pub(crate) boundaries: BTreeMap<Service, u64>,
     /// Today's network partition, if any.
     pub(crate) partition: Option<Partition>,
+    pub(crate) pipes: BTreeMap<Service, LedgerPipe>,
+    pub(crate) ledger_rng: SimRng,
+    /// The last state intake reported to the member for each instruction (the member's view).
+    pub(crate) statuses: BTreeMap<u64, InstructionState>,
+    /// Instructions intake took, with their kind and origin (for the summary).
+    pub(crate) taken: BTreeMap<u64, (InstructionKind, Origin)>,
+    pub(crate) ledger_unavailable: u64,
+    /// Instructions reported partially filled.
+    pub(crate) partial: BTreeSet<u64>,
 }
 
 /// How long a member's client or the scheduler waits for an acknowledgement before sending again.
@@ -628,13 +707,12 @@ impl World {
                 transfers_submitted: 0,
                 transfers_applied: 0,
             },
-            intake: Host::new(Service::Intake, || {
-                Intake::new(FUNDS.to_vec(), MODELS.models.len())
-            }),
-            rebalancing: Host::new(Service::Rebalancing, || Rebalancing::new(MODELS)),
-            aggregation: Host::new(Service::Aggregation, move || Aggregation::new(schedule)),
-            pricing: Host::new(Service::Pricing, move || Pricing::new(schedule)),
-            settlement: Host::new(Service::Settlement, move || Settlement::new(schedule)),
+            intake: sim_host(Service::Intake, code::intake(0)),
+            rebalancing: sim_host(Service::Rebalancing, code::rebalancing(0)),
+            aggregation: sim_host(Service::Aggregation, code::aggregation(schedule, 0)),
+            pricing: sim_host(Service::Pricing, code::pricing(schedule, 0)),
+            settlement: sim_host(Service::Settlement, code::settlement(schedule, 0)),
+            releases: BTreeMap::new(),
             custodian: Custodian::new(cfg.seed, cfg.custodian, schedule.settlement_lag_days),
             market,
             population,
@@ -658,6 +736,12 @@ impl World {
             custodian_outage: None,
             boundaries: BTreeMap::new(),
             partition: None,
+            pipes: BTreeMap::new(),
+            ledger_rng: SimRng::new(cfg.seed, Stream::Ledger),
+            statuses: BTreeMap::new(),
+            taken: BTreeMap::new(),
+            ledger_unavailable: 0,
+            partial: BTreeSet::new(),
             cfg,
         };
         world.clock.set(world.now);
@@ -671,6 +755,11 @@ impl World {
             results.iter().all(|r| *r == CreateAccountResult::Ok),
             "house accounts: {results:?}"
         );
+        for service in Service::PLATFORM {
+            let now = world.now;
+            let started = on_host!(world, service, |host, io| host.recover(now, io));
+            started.expect("a new host starts on an empty store");
+        }
         world.queue.push(start.at_minute(0), Event::DayStart(start));
         world
     }
@@ -718,7 +807,7 @@ impl World {
             || self
                 .rebalancing
                 .process()
-                .is_some_and(|r| r.passes_done().contains(&today));
+                .is_some_and(|r| r.inner.passes_done().contains(&today));
         rebalanced
             && self.queue.in_flight_messages == 0
             && self.external_unacked.is_empty()
@@ -770,15 +859,14 @@ impl World {
         &mut self,
     ) -> (
         WorldIo<'_>,
-        &mut Host<Intake>,
-        &mut Host<Aggregation>,
-        &mut Host<Pricing>,
-        &mut Host<Settlement>,
-        &mut Host<Rebalancing>,
+        &mut SimHost<Intake>,
+        &mut SimHost<Aggregation>,
+        &mut SimHost<Pricing>,
+        &mut SimHost<Settlement>,
+        &mut SimHost<Rebalancing>,
     ) {
         (
             WorldIo {
-                ledger: &mut self.ledger,
                 queue: &mut self.queue,
                 bus_rng: &mut self.bus_rng,
                 faults: &self.cfg.faults,
@@ -791,6 +879,8 @@ impl World {
                 boundaries: &mut self.boundaries,
                 crash_at: self.cfg.crash_at,
                 partition: self.partition,
+                pipes: &mut self.pipes,
+                ledger_rng: &mut self.ledger_rng,
             },
             &mut self.intake,
             &mut self.aggregation,
@@ -808,6 +898,7 @@ impl World {
                 id: msg_id(MsgKind::TradePriced, c.trade_id, c.revision as u64),
                 from: Service::Custodian,
                 to: Service::Pricing,
+                seq: 0,
                 body: Message::TradePriced(c),
             },
             spontaneous,
@@ -820,6 +911,7 @@ impl World {
                 id: msg_id(MsgKind::TradeRejected, trade_id, 0),
                 from: Service::Custodian,
                 to: Service::Pricing,
+                seq: 0,
                 body: Message::TradeRejected { trade_id },
             },
             spontaneous,
@@ -832,6 +924,7 @@ impl World {
                 id: msg_id(MsgKind::TradeSettled, p.trade.id, 0),
                 from: Service::Custodian,
                 to: Service::Settlement,
+                seq: 0,
                 body: Message::TradeSettled {
                     trade_id: p.trade.id,
                     net_units: p.net_units(),
@@ -968,6 +1061,18 @@ impl World {
                 }
                 self.custodian_outage = None;
                 self.partition = None;
+                if date.is_business_day() && self.cfg.faults.upgrade_ppm > 0 {
+                    for service in Service::PLATFORM {
+                        if self.fault_rng.chance_ppm(self.cfg.faults.upgrade_ppm) {
+                            let minute = self.fault_rng.between(0, 23 * 60) as u32;
+                            let event = Event::Upgrade {
+                                service,
+                                clean: false,
+                            };
+                            self.queue.push(date.at_minute(minute), event);
+                        }
+                    }
+                }
                 if date.is_business_day()
                     && self.fault_rng.chance_ppm(self.cfg.faults.partition_ppm)
                 {
@@ -1038,6 +1143,7 @@ impl World {
                     id: msg_id(MsgKind::Instruction, instruction.id, 0),
                     from: Service::Members,
                     to: Service::Intake,
+                    seq: 0,
                     body: Message::Instruction(instruction),
                 };
                 self.send(envelope);
@@ -1047,6 +1153,7 @@ impl World {
                     id: msg_id(MsgKind::CutOff, date.0 as u64, 0),
                     from: Service::Scheduler,
                     to: Service::Aggregation,
+                    seq: 0,
                     body: Message::CutOff { date },
                 };
                 self.custodian_or_scheduler_send(envelope, true);
@@ -1114,6 +1221,7 @@ impl World {
                         id: msg_id(MsgKind::Rebalance, date.0 as u64, 0),
                         from: Service::Scheduler,
                         to: Service::Rebalancing,
+                        seq: 0,
                         body: Message::Rebalance { date, prices },
                     },
                     true,
@@ -1121,7 +1229,15 @@ impl World {
             }
             Event::SendLater(envelope) => self.custodian_or_scheduler_send(envelope, false),
             Event::ExternalRetry(id) => {
-                if let Some(envelope) = self.external_unacked.get(&id).cloned() {
+                let stopped = |w: &mut World, to: Service| {
+                    Service::PLATFORM.contains(&to)
+                        && on_host!(w, to, |h, _io| h.stopped().is_some())
+                };
+                let target = self.external_unacked.get(&id).map(|e| e.to);
+                if target.is_some_and(|to| stopped(self, to)) {
+                    // Its receiver stopped for good (a violation already): give up.
+                    self.external_unacked.remove(&id);
+                } else if let Some(envelope) = self.external_unacked.get(&id).cloned() {
                     self.stats.external_retries += 1;
                     self.send(envelope);
                 }
@@ -1161,22 +1277,162 @@ impl World {
                 timer_id,
                 incarnation,
             } => {
-                let (_, drained) = on_host!(self, service, |host, io| host.fire_timer(
+                on_host!(self, service, |host, io| host.fire_timer(
                     now,
                     timer_id,
                     incarnation,
                     io
                 ));
-                self.after_drain(service, drained);
             }
-            Event::Restart(service) => {
-                let drained = on_host!(self, service, |host, io| host.recover(now, io));
-                self.after_drain(service, drained);
+            Event::Restart(service) => self.restart(service),
+            Event::Upgrade { service, clean } => self.upgrade(service, clean),
+            Event::LedgerApply(service) => self.ledger_apply(service),
+            Event::LedgerAnswer {
+                service,
+                ticket,
+                reply,
+            } => {
+                let answer = reply.ok_or(LedgerError::Unavailable {
+                    reason: "simulated: no answer from the ledger".to_string(),
+                });
+                on_host!(self, service, |host, io| host
+                    .on_ledger(now, ticket, answer, io));
             }
-            Event::RetryLedger(service) => {
-                let drained = on_host!(self, service, |host, io| host.drain(now, io));
-                self.after_drain(service, drained);
+        }
+    }
+
+    /// Starts a crashed host again. A refusal to recover is a violation: nothing in a run
+    /// should make a host's own journal unreadable to it.
+    fn restart(&mut self, service: Service) {
+        let now = self.now;
+        if on_host!(self, service, |host, _io| host.is_up()) {
+            return; // restarted already (two crashes, two restarts)
+        }
+        if let Err(e) = on_host!(self, service, |host, io| host.recover(now, io)) {
+            let event = format!("restart {service:?}");
+            self.violation("recovery", e.to_string(), &event);
+        }
+    }
+
+    /// Puts release `release` of a process's code on its host (which must be down).
+    fn deploy(&mut self, service: Service, release: u32) {
+        let s = self.cfg.schedule;
+        match service {
+            Service::Intake => self.intake.deploy(code::intake(release)),
+            Service::Aggregation => self.aggregation.deploy(code::aggregation(s, release)),
+            Service::Pricing => self.pricing.deploy(code::pricing(s, release)),
+            Service::Settlement => self.settlement.deploy(code::settlement(s, release)),
+            Service::Rebalancing => self.rebalancing.deploy(code::rebalancing(release)),
+            other => panic!("{other:?} is not a platform process"),
+        }
+    }
+
+    /// Deploys the next release of a process's code. Cleanly: once no ledger request is
+    /// outstanding, a stop with a snapshot, then the new code, which migrates it. Abruptly: a
+    /// crash, then the new code, which must refuse the old release's journal (it reads ledger
+    /// answers differently); operations then start the old code again and deploy cleanly.
+    fn upgrade(&mut self, service: Service, clean: bool) {
+        let now = self.now;
+        let later = |world: &mut World, after: Ts| {
+            let event = Event::Upgrade {
+                service,
+                clean: true,
+            };
+            world.queue.push(now + after, event);
+        };
+        if !on_host!(self, service, |host, _io| host.is_up()) {
+            return later(
+                self,
+                self.cfg.faults.restart_delay_ms * 1_000_000 + 1_000_000_000,
+            );
+        }
+        let release = self.releases.get(&service).copied().unwrap_or(0);
+        let event = format!("upgrade {service:?} to release {}", release + 1);
+        self.trace.record(&("upgrade", service, release + 1, clean));
+        if clean || self.fault_rng.below(2) == 0 {
+            if on_host!(self, service, |host, _io| host.ledger_pending()) > 0 {
+                return later(self, 10_000_000);
             }
+            if !on_host!(self, service, |host, io| host.shutdown(now, io)) {
+                return later(self, 1_000_000_000); // crashed on the way down: try again
+            }
+            self.deploy(service, release + 1);
+            match on_host!(self, service, |host, io| host.recover(now, io)) {
+                Ok(_) => {
+                    self.releases.insert(service, release + 1);
+                    self.stats.upgrades += 1;
+                }
+                Err(e) => self.violation("recovery", format!("a clean upgrade: {e}"), &event),
+            }
+            return;
+        }
+        on_host!(self, service, |host, _io| host.crash());
+        self.deploy(service, release + 1);
+        match on_host!(self, service, |host, io| host.recover(now, io)) {
+            Ok(_) => {
+                // Nothing after the last snapshot (or a planted unversioned replay).
+                self.releases.insert(service, release + 1);
+                self.stats.upgrades += 1;
+            }
+            Err(acme_processes::host::RecoveryError::Version { .. }) => {
+                self.stats.upgrades_refused += 1;
+                self.deploy(service, release);
+                if let Err(e) = on_host!(self, service, |host, io| host.recover(now, io)) {
+                    self.violation("recovery", format!("the old release again: {e}"), &event);
+                }
+                later(self, 1_000_000_000);
+            }
+            Err(e) => self.violation("recovery", format!("an abrupt upgrade: {e}"), &event),
+        }
+    }
+
+    /// The ledger takes the request at the head of a host's pipeline and answers it after a
+    /// seeded latency; an injected `Unavailable` (the request applied or not) voids every
+    /// request behind it, which are answered `Unavailable` unapplied.
+    fn ledger_apply(&mut self, service: Service) {
+        let pipe = self
+            .pipes
+            .get_mut(&service)
+            .expect("a pipeline for a scheduled call");
+        let (ticket, request, _) = pipe.queue.pop_front().expect("a request at the head");
+        let faults = &self.cfg.faults;
+        let unavailable = self.ledger_rng.chance_ppm(faults.ledger_unavailable_ppm);
+        let apply = !unavailable || self.ledger_rng.below(2) == 0;
+        let mut answers = Vec::new();
+        if apply {
+            let reply = match acme_processes::host::execute(&mut self.ledger, &request) {
+                Ok(reply) => Some(reply),
+                Err(LedgerError::Unavailable { .. }) => None,
+                Err(e) => panic!("{service:?}: the ledger refused a request: {e}"),
+            };
+            self.trace.record(&(service, &request, &reply));
+            answers.push((ticket, if unavailable { None } else { reply }));
+        } else {
+            answers.push((ticket, None));
+        }
+        if answers[0].1.is_none() {
+            self.ledger_unavailable += 1;
+            let pipe = self.pipes.get_mut(&service).expect("pipe");
+            answers.extend(pipe.queue.drain(..).map(|(t, _, _)| (t, None)));
+        }
+        let (min_us, max_us) = (faults.ledger_latency_min_us, faults.ledger_latency_max_us);
+        for (ticket, reply) in answers {
+            let at = self.now + self.ledger_rng.between(min_us, max_us) * 1_000;
+            self.queue.push(
+                at,
+                Event::LedgerAnswer {
+                    service,
+                    ticket,
+                    reply,
+                },
+            );
+        }
+        let pipe = self.pipes.get_mut(&service).expect("pipe");
+        pipe.scheduled = false;
+        if let Some(&(_, _, ready)) = pipe.queue.front() {
+            pipe.scheduled = true;
+            self.queue
+                .push(ready.max(self.now), Event::LedgerApply(service));
         }
     }
 
@@ -1197,6 +1453,7 @@ impl World {
                     id: acme_processes::host::ack_id(envelope.id, Service::Custodian),
                     from: Service::Custodian,
                     to: envelope.from,
+                    seq: 0,
                     body: Message::Ack { id: envelope.id },
                 });
                 match envelope.body {
@@ -1226,26 +1483,59 @@ impl World {
             }
             Service::Members | Service::Scheduler => {
                 // Members (through the API client) and the scheduler send until acknowledged.
-                if let Message::Ack { id } = envelope.body {
-                    self.external_unacked.remove(&id);
+                match envelope.body {
+                    Message::Ack { id } => {
+                        self.external_unacked.remove(&id);
+                    }
+                    Message::InstructionStatus { id, state } => {
+                        // The member's channel learns the outcome, and acknowledges it.
+                        let before = self.statuses.insert(id, state);
+                        if before.is_some_and(|b| b.is_terminal() && b != state) {
+                            let event = describe(&Event::Deliver(envelope.clone()));
+                            self.violation(
+                                "status_final",
+                                format!("instruction {id:#x} reported {before:?}, then {state:?}"),
+                                &event,
+                            );
+                        }
+                        self.send(Envelope {
+                            id: acme_processes::host::ack_id(envelope.id, Service::Members),
+                            from: Service::Members,
+                            to: envelope.from,
+                            seq: 0,
+                            body: Message::Ack { id: envelope.id },
+                        });
+                    }
+                    _ => {}
                 }
             }
             service => {
                 let envelope_copy = envelope.clone();
-                let (delivery, drained) =
-                    on_host!(self, service, |host, io| host.deliver(now, envelope, io));
+                let delivery = on_host!(self, service, |host, io| host.deliver(now, envelope, io));
                 if let (Delivery::Handled, Message::Instruction(instruction)) =
                     (delivery, &envelope_copy.body)
                 {
+                    self.taken
+                        .entry(instruction.id)
+                        .or_insert((instruction.kind.clone(), instruction.origin));
                     // The model takes a member's instruction when intake does: the order in
                     // which intake sees instructions decides what each is measured against.
                     if envelope_copy.from == Service::Members {
                         self.oracle.submit(instruction, Date::of(now));
                     }
                 }
+                if let (Delivery::Handled, Message::InstructionsAdvanced { orders, .. }) =
+                    (delivery, &envelope_copy.body)
+                {
+                    let partial = orders.iter().filter(|a| a.partial);
+                    self.partial.extend(partial.map(|a| a.instruction));
+                }
                 match delivery {
                     Delivery::Duplicate => self.stats.duplicates_dropped += 1,
                     // The broker keeps what a stopped consumer did not take, and offers it again.
+                    // A host stopped for good (it refused to recover: a violation already) is
+                    // offered nothing more, or the run would never end.
+                    Delivery::Down if on_host!(self, service, |h, _io| h.stopped().is_some()) => {}
                     Delivery::Down => {
                         self.stats.redeliveries += 1;
                         self.queue
@@ -1253,17 +1543,7 @@ impl World {
                     }
                     _ => {}
                 }
-                self.after_drain(service, drained);
             }
-        }
-    }
-
-    /// A host that could not reach the ledger keeps its outbox; try again shortly.
-    fn after_drain(&mut self, service: Service, drained: Drained) {
-        // A host that is down is restarted by its Restart event, which drains its outbox.
-        if drained == Drained::LedgerUnavailable {
-            self.queue
-                .push(self.now + LEDGER_RETRY_NS, Event::RetryLedger(service));
         }
     }
 
@@ -1532,37 +1812,46 @@ impl World {
         for (invariant, detail) in self.ledger.inner.take_violations() {
             self.violation(&invariant, detail, event);
         }
-        let records = self.intake.process().expect("intake up").instructions();
+        // Judged by what the members were told (intake retires an instruction once it has
+        // reported its terminal state), not by intake's memory.
+        let live = self
+            .intake
+            .process()
+            .expect("intake up")
+            .inner
+            .instructions();
         let expected = self.oracle.expected_states();
         let mut problems = Vec::new();
         for (id, want) in expected {
-            match records.get(id) {
-                None => problems.push((
+            match (self.statuses.get(id), live.get(id)) {
+                (None, None) => problems.push((
                     "instruction_terminal",
-                    format!("instruction {id:#x} never reached intake"),
+                    format!("instruction {id:#x} never reached intake, or its end was never reported"),
                 )),
-                Some(r) if !r.state.is_terminal() => problems.push((
+                (None, Some(r)) => problems.push((
                     "instruction_terminal",
                     format!("instruction {id:#x} ended {:?}", r.state),
                 )),
-                Some(r) if r.state != *want => problems.push((
-                    "instruction_outcome_matches_reference",
+                (Some(state), Some(r)) if state.is_terminal() => problems.push((
+                    "instruction_retired",
                     format!(
-                        "instruction {id:#x} ended {:?}, reference says {want:?}",
+                        "intake still holds instruction {id:#x} as {:?}, after telling the member it ended {state:?}",
                         r.state
                     ),
                 )),
-                Some(_) => {}
+                (Some(state), _) if state != want => problems.push((
+                    "instruction_outcome_matches_reference",
+                    format!("instruction {id:#x} ended {state:?}, reference says {want:?}"),
+                )),
+                (Some(_), _) => {}
             }
         }
-        if records.len() != expected.len() {
+        let told: BTreeSet<&u64> = self.statuses.keys().collect();
+        let unexpected = told.iter().filter(|id| !expected.contains_key(id)).count();
+        if unexpected > 0 {
             problems.push((
                 "instruction_terminal",
-                format!(
-                    "intake holds {} instructions, members gave {}",
-                    records.len(),
-                    expected.len()
-                ),
+                format!("members were told of {unexpected} instructions they never gave"),
             ));
         }
         if self.oracle.open_orders() > 0 {
@@ -1594,7 +1883,10 @@ impl World {
         let accounts = self.ledger.all_accounts();
         // Intake may be down when a safe halt ended the run early.
         let none = BTreeMap::new();
-        let records = self.intake.process().map_or(&none, |p| p.instructions());
+        let live = self
+            .intake
+            .process()
+            .map_or(&none, |p| p.inner.instructions());
         let mut by_state: BTreeMap<String, u64> = InstructionState::ALL
             .iter()
             .map(|s| (format!("{s:?}").to_lowercase(), 0))
@@ -1617,11 +1909,16 @@ impl World {
         .collect();
         let mut member_orders = 0;
         let mut partially_filled = 0;
-        for r in records.values() {
+        for (id, (instruction_kind, origin)) in &self.taken {
+            let state = match (self.statuses.get(id), live.get(id)) {
+                (Some(state), _) => *state,
+                (None, Some(r)) => r.state,
+                (None, None) => continue,
+            };
             *by_state
-                .entry(format!("{:?}", r.state).to_lowercase())
+                .entry(format!("{state:?}").to_lowercase())
                 .or_default() += 1;
-            let kind = match (&r.kind, r.origin) {
+            let kind = match (instruction_kind, *origin) {
                 (_, Origin::Rebalancing) => "rebalance",
                 (InstructionKind::Onboard { .. }, _) => "onboard",
                 (InstructionKind::Contribute { .. }, _) => "contribute",
@@ -1636,12 +1933,12 @@ impl World {
                 _ => None,
             };
             if let Some(k) = trades_kind {
-                if r.state != InstructionState::Rejected || r.leg > 0 {
+                if state != InstructionState::Rejected {
                     member_orders += 1;
                     *trades.get_mut(k).expect("listed") += 1;
                 }
             }
-            if r.partial {
+            if live.get(id).is_some_and(|r| r.partial) || self.partial.contains(id) {
                 partially_filled += 1;
             }
         }
@@ -1649,6 +1946,13 @@ impl World {
             *trades.entry(k.to_string()).or_default() += n;
         }
         trades.insert("external".to_string(), self.stats.external_trades);
+        let hosts = [
+            self.intake.stats(),
+            self.aggregation.stats(),
+            self.pricing.stats(),
+            self.settlement.stats(),
+            self.rebalancing.stats(),
+        ];
         Summary {
             seed: self.cfg.seed,
             days: self.cfg.days,
@@ -1675,12 +1979,15 @@ impl World {
             duplicates_dropped: self.stats.duplicates_dropped,
             crashes: self.stats.crashes,
             redeliveries: self.stats.redeliveries,
-            retransmissions: self.intake.retransmissions()
-                + self.aggregation.retransmissions()
-                + self.pricing.retransmissions()
-                + self.settlement.retransmissions()
-                + self.rebalancing.retransmissions()
+            retransmissions: hosts.iter().map(|h| h.retransmissions).sum::<u64>()
                 + self.stats.external_retries,
+            snapshots: hosts.iter().map(|h| h.snapshots).sum(),
+            recoveries: hosts.iter().map(|h| h.recoveries).sum(),
+            journal_tail_max: hosts.iter().map(|h| h.journal_tail_max).max().unwrap_or(0),
+            dead_letters: hosts.iter().map(|h| h.dead_letters).sum(),
+            ledger_unavailable: self.ledger_unavailable,
+            upgrades: self.stats.upgrades,
+            upgrades_refused: self.stats.upgrades_refused,
             chases: self.stats.chases,
             faults_injected: [
                 ("lost", self.stats.messages_lost),

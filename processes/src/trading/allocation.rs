@@ -30,9 +30,10 @@ use crate::money::pro_rata;
 use acme_ledger::chart::{self, AccountKind, LEDGER_CASH_GBP};
 use acme_ledger::ids::{transfer_id, with_step, Domain, Step};
 use acme_ledger::{Transfer, TransferFlags};
+use serde::{Deserialize, Serialize};
 
 /// The outcome of one order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub order: Order,
     /// Filled part of the order: pence for a buy, micro-units for a sell.
@@ -42,7 +43,7 @@ pub struct Line {
 }
 
 /// The allocation of one revision of a trade.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
     pub revision: u32,
     pub lines: Vec<Line>,

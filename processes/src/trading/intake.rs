@@ -1,5 +1,6 @@
 //! Intake: takes instructions, applies their first ledger step, and keeps every instruction's
-//! state until it is terminal.
+//! state until it is terminal; then it tells the member the outcome (`InstructionStatus`, to
+//! [`Service::Members`]) and retires the record.
 //!
 //! Instructions are buffered and flushed to the ledger as one batch when the buffer is full
 //! ([`acme_ledger::BATCH_EVENTS_MAX`]) or [`FLUSH_DELAY_NS`] after the first one arrived, so the
@@ -9,6 +10,12 @@
 //! that the sale settled (its proceeds are now the member's cash) it reserves exactly those
 //! proceeds for leg 1, a buy of the `to` fund, which trades at the next cut-off (the settlement
 //! day itself, since sales settle in the morning).
+//!
+//! **Retirement.** A terminal instruction leaves the state: its outcome has been sent, and
+//! nothing that can still arrive needs its record (every order of it is finished). What stays is
+//! per member, so bounded by the members: whether they are onboarded, and which instruction ids
+//! they have used ([`Taken`]), so that a resubmission of a retired instruction is not taken
+//! twice and a late notice for it is told apart from a notice for an instruction never taken.
 
 use super::allocation;
 use super::{tag, untag};
@@ -21,7 +28,8 @@ use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, S
 use acme_ledger::chart::{self, AccountKind, FundId, LEDGER_CASH_GBP};
 use acme_ledger::ids::{transfer_id, Domain, Step};
 use acme_ledger::{Account, CreateAccountResult, CreateTransferResult, Transfer};
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How long the first instruction of a batch may wait for company.
 pub const FLUSH_DELAY_NS: u64 = NS_PER_MIN / 60 / 20; // 50 ms
@@ -34,7 +42,7 @@ const PHASE_ACCOUNTS: u64 = 1;
 const PHASE_TRANSFERS: u64 = 2;
 const TIMER_FLUSH: u64 = 1;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub member: u64,
     pub kind: InstructionKind,
@@ -82,12 +90,74 @@ impl Record {
 /// transfer batch, each in batch order.
 type Flush = (Vec<InstructionId>, Vec<(InstructionId, Leg)>);
 
+/// How far above the lowest sequence number not yet seen [`Taken`] remembers sequence numbers
+/// one by one (4096: for re-balancing ids, whose sequence is `date << 4 | index`, 256 days).
+pub const TAKEN_WINDOW: u32 = 4096;
+
+/// The sequence numbers (the low 24 bits of an instruction id) taken under one id prefix (the
+/// high bits: a member, or a member's re-balancing switches): every number below `floor`, and
+/// those in `above`.
+///
+/// Members number their instructions from 0 (`messages::instruction_id`), so `floor` follows
+/// them and `above` holds only those that arrived ahead of an earlier one. So that a member who
+/// skips numbers cannot grow it without end, `above` spans at most [`TAKEN_WINDOW`]: `floor`
+/// moves up to keep within it, and what it passes counts as taken. An instruction numbered that
+/// far below the member's newest is then ignored as a resubmission: a stale instruction is
+/// never executed twice, at the price of one never seen being dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Taken {
+    floor: u32,
+    above: BTreeSet<u32>,
+}
+
+impl Taken {
+    pub fn contains(&self, seq: u32) -> bool {
+        seq < self.floor || self.above.contains(&seq)
+    }
+
+    /// Takes `seq`; false if it was taken already.
+    pub fn insert(&mut self, seq: u32) -> bool {
+        if self.contains(seq) {
+            return false;
+        }
+        self.above.insert(seq);
+        if let Some(&newest) = self.above.last() {
+            if newest - self.floor > TAKEN_WINDOW {
+                self.floor = newest - TAKEN_WINDOW;
+                self.above = self.above.split_off(&self.floor);
+            }
+        }
+        while self.above.first() == Some(&self.floor) {
+            self.above.pop_first();
+            self.floor += 1;
+        }
+        true
+    }
+
+    /// Sequence numbers remembered one by one.
+    pub fn len(&self) -> usize {
+        self.above.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.above.is_empty()
+    }
+}
+
+fn taken_key(id: InstructionId) -> (u64, u32) {
+    (id >> 24, (id & 0xFF_FFFF) as u32)
+}
+
+#[derive(Serialize, Deserialize)]
 pub struct Intake {
     funds: Vec<FundId>,
     /// Number of risk profiles members may choose.
     profiles: usize,
     /// Members whose onboarding was taken.
-    onboarded: std::collections::BTreeSet<u64>,
+    onboarded: BTreeSet<u64>,
+    /// The instructions taken, by id prefix (see [`Taken`]); live and retired alike.
+    taken: BTreeMap<u64, Taken>,
+    /// The live (not yet terminal) instructions.
     instructions: BTreeMap<InstructionId, Record>,
     buffer: Vec<(InstructionId, Leg)>,
     flush_armed: bool,
@@ -102,6 +172,7 @@ impl Intake {
             funds,
             profiles,
             onboarded: Default::default(),
+            taken: BTreeMap::new(),
             instructions: BTreeMap::new(),
             buffer: Vec::new(),
             flush_armed: false,
@@ -110,8 +181,39 @@ impl Intake {
         }
     }
 
+    /// The live instructions: taken and not yet terminal. (A terminal one was reported to the
+    /// member with `InstructionStatus` and retired.)
     pub fn instructions(&self) -> &BTreeMap<InstructionId, Record> {
         &self.instructions
+    }
+
+    /// Whether instruction `id` was taken (it may since have been retired).
+    pub fn was_taken(&self, id: InstructionId) -> bool {
+        let (key, seq) = taken_key(id);
+        self.taken.get(&key).is_some_and(|t| t.contains(seq))
+    }
+
+    /// Instruction sequence numbers remembered one by one, over all members (see [`Taken`]).
+    pub fn taken_remembered(&self) -> usize {
+        self.taken.values().map(Taken::len).sum()
+    }
+
+    /// Flushes whose ledger answers are awaited, and instructions waiting for a flush.
+    pub fn pending_work(&self) -> (usize, usize) {
+        (self.in_flight.len(), self.buffer.len())
+    }
+
+    /// If instruction `id` is terminal: tells the member and retires its record.
+    fn retire_if_terminal(&mut self, id: InstructionId, fx: &mut Effects) {
+        let Some(record) = self.instructions.get(&id) else {
+            return;
+        };
+        if !record.state.is_terminal() {
+            return;
+        }
+        let state = record.state;
+        self.instructions.remove(&id);
+        send_status(id, state, fx);
     }
 
     fn validate(&self, kind: &InstructionKind) -> Result<(), &'static str> {
@@ -159,13 +261,18 @@ impl Intake {
 
     fn advance(&mut self, a: &Advance, state: InstructionState, now: u64, fx: &mut Effects) {
         let Some(record) = self.instructions.get_mut(&a.instruction) else {
-            fx.alert(
-                "intake",
-                format!(
-                    "state {state:?} for unknown instruction {:#x}",
-                    a.instruction
-                ),
-            );
+            // A taken instruction that is not live is finished and retired (its outcome went to
+            // the member): a late or repeated notice for it is normal, and ignored. A notice
+            // for an instruction never taken is not.
+            if !self.was_taken(a.instruction) {
+                fx.alert(
+                    "intake",
+                    format!(
+                        "state {state:?} for unknown instruction {:#x}",
+                        a.instruction
+                    ),
+                );
+            }
             return;
         };
         // States only move forward, leg by leg; a late or repeated notice is ignored.
@@ -178,6 +285,7 @@ impl Intake {
             if a.proceeds_pence == 0 {
                 // Sold for nothing (a dust holding): nothing to buy.
                 record.state = InstructionState::Settled;
+                self.retire_if_terminal(a.instruction, fx);
                 return;
             }
             record.leg = 1;
@@ -187,6 +295,7 @@ impl Intake {
             return;
         }
         record.state = state;
+        self.retire_if_terminal(a.instruction, fx);
     }
 
     fn flush(&mut self, fx: &mut Effects) {
@@ -201,7 +310,12 @@ impl Intake {
         let mut transfers = Vec::new();
         let mut transfer_ids = Vec::new();
         for (id, leg) in std::mem::take(&mut self.buffer) {
-            let record = &self.instructions[&id];
+            // Only live instructions are buffered, and only notices about their current leg,
+            // which cannot come before the leg is reserved, make one terminal.
+            let Some(record) = self.instructions.get(&id) else {
+                fx.alert("intake", format!("flush of retired instruction {id:#x}"));
+                continue;
+            };
             match record.kind {
                 InstructionKind::Onboard { profile } => {
                     // The cash account carries the risk profile: re-balancing reads it there.
@@ -251,10 +365,11 @@ impl Intake {
         self.in_flight.insert(flush, (account_ids, transfer_ids));
     }
 
-    fn set_state(&mut self, id: InstructionId, state: InstructionState) {
-        let record = self.instructions.get_mut(&id).expect("known instruction");
-        if !record.state.is_terminal() {
+    /// Moves a live instruction to `state` (retiring it if that is terminal).
+    fn set_state(&mut self, id: InstructionId, state: InstructionState, fx: &mut Effects) {
+        if let Some(record) = self.instructions.get_mut(&id) {
             record.state = state;
+            self.retire_if_terminal(id, fx);
         }
     }
 
@@ -263,10 +378,10 @@ impl Intake {
         assert_eq!(ids.len(), results.len());
         for (id, result) in ids.into_iter().zip(results) {
             if result.is_applied() {
-                self.set_state(id, InstructionState::Completed);
+                self.set_state(id, InstructionState::Completed, fx);
             } else {
                 fx.alert("intake", format!("onboarding {id:#x}: {result:?}"));
-                self.set_state(id, InstructionState::Rejected);
+                self.set_state(id, InstructionState::Rejected, fx);
             }
         }
         self.retire(flush);
@@ -276,15 +391,21 @@ impl Intake {
         let ids = std::mem::take(&mut self.in_flight.get_mut(&flush).expect("flush in flight").1);
         assert_eq!(ids.len(), results.len());
         for ((id, leg), &result) in ids.into_iter().zip(results) {
-            let record = &self.instructions[&id];
+            let Some(record) = self.instructions.get(&id) else {
+                fx.alert(
+                    "intake",
+                    format!("ledger answer for retired instruction {id:#x}"),
+                );
+                continue;
+            };
             let contribution = matches!(record.kind, InstructionKind::Contribute { .. });
             match result {
                 r if r.is_applied() && contribution => {
-                    self.set_state(id, InstructionState::Completed)
+                    self.set_state(id, InstructionState::Completed, fx)
                 }
                 r if r.is_applied() => {
                     let order = record.order(id, leg).expect("a trading instruction");
-                    self.set_state(id, InstructionState::Reserved);
+                    self.set_state(id, InstructionState::Reserved, fx);
                     fx.send(
                         msg_id(MsgKind::OrderAccepted, id, leg as u64),
                         Service::Intake,
@@ -300,14 +421,14 @@ impl Intake {
                 | CreateTransferResult::CreditAccountNotFound
                 | CreateTransferResult::DebitAccountNotFound
                 | CreateTransferResult::IdAlreadyFailed => {
-                    self.set_state(id, InstructionState::Rejected)
+                    self.set_state(id, InstructionState::Rejected, fx)
                 }
                 r => {
                     fx.alert(
                         "intake",
                         format!("instruction {id:#x} leg {leg}: ledger answered {r:?}"),
                     );
-                    self.set_state(id, InstructionState::Rejected);
+                    self.set_state(id, InstructionState::Rejected, fx);
                 }
             }
         }
@@ -334,8 +455,11 @@ impl Process for Intake {
         match input {
             Input::Message(env) => match &env.body {
                 Message::Instruction(instruction) => {
-                    if self.instructions.contains_key(&instruction.id) {
-                        return; // resubmitted under another message id: already taken
+                    let (key, seq) = taken_key(instruction.id);
+                    if !self.taken.entry(key).or_default().insert(seq) {
+                        // Resubmitted under another message id: already taken (and perhaps
+                        // finished and retired: its outcome went to the member then).
+                        return;
                     }
                     let onboard = matches!(instruction.kind, InstructionKind::Onboard { .. });
                     let valid = self.validate(&instruction.kind).and_then(|()| {
@@ -347,7 +471,12 @@ impl Process for Intake {
                             Err("no pot: the member is not onboarded")
                         }
                     });
-                    if onboard && valid.is_ok() {
+                    if valid.is_err() {
+                        // Refused on sight: terminal at once, so never a live record.
+                        send_status(instruction.id, InstructionState::Rejected, fx);
+                        return;
+                    }
+                    if onboard {
                         self.onboarded.insert(instruction.member);
                     }
                     self.instructions.insert(
@@ -356,26 +485,21 @@ impl Process for Intake {
                             member: instruction.member,
                             kind: instruction.kind.clone(),
                             origin: instruction.origin,
-                            state: if valid.is_ok() {
-                                InstructionState::Received
-                            } else {
-                                InstructionState::Rejected
-                            },
+                            state: InstructionState::Received,
                             leg: 0,
                             partial: false,
                             proceeds_pence: 0,
                         },
                     );
-                    if valid.is_ok() {
-                        self.enqueue(instruction.id, 0, ctx.now, fx);
-                    }
+                    self.enqueue(instruction.id, 0, ctx.now, fx);
                 }
                 Message::InstructionsAdvanced { orders, state } => {
                     for a in orders {
                         self.advance(a, *state, ctx.now, fx);
                     }
                 }
-                other => fx.alert("intake", format!("unexpected message {other:?}")),
+                // Intake is sent nothing else: no state makes sense of it.
+                other => fx.poison(format!("intake: unexpected message {other:?}")),
             },
             Input::Timer { timer_id } => {
                 // A flush timer whose batch was already flushed for being full finds an empty or
@@ -393,12 +517,391 @@ impl Process for Intake {
                     (PHASE_TRANSFERS, LedgerReply::CreateTransfers(r)) => {
                         self.on_transfers(flush, r, fx)
                     }
-                    _ => fx.alert(
-                        "intake",
-                        format!("unexpected ledger reply for tag {tag:#x}"),
-                    ),
+                    // A phase intake never uses, or a reply of another kind than its request.
+                    _ => fx.poison(format!(
+                        "intake: unexpected ledger reply for tag {tag:#x}: {reply:?}"
+                    )),
                 }
             }
         }
+    }
+}
+
+/// Tells the member (through the intake API's channel) the outcome of an instruction.
+fn send_status(id: InstructionId, state: InstructionState, fx: &mut Effects) {
+    fx.send(
+        msg_id(MsgKind::InstructionStatus, id, state as u64),
+        Service::Intake,
+        Service::Members,
+        Message::InstructionStatus { id, state },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{instruction_id, instruction_member, Instruction};
+    use crate::process::Effect;
+    use crate::trading::testkit::{alerts, handle, message, round_trip, same_next, sent};
+    use std::collections::VecDeque;
+
+    const FUNDS: [FundId; 5] = [1, 2, 3, 4, 5];
+
+    fn instruction(member: u64, seq: u64, kind: InstructionKind) -> Input {
+        let id = instruction_id(member, seq);
+        message(
+            msg_id(MsgKind::Instruction, id, 0),
+            Service::Members,
+            Service::Intake,
+            Message::Instruction(Instruction {
+                id,
+                member,
+                kind,
+                origin: Origin::Member,
+            }),
+        )
+    }
+
+    fn advanced(orders: Vec<Advance>, state: InstructionState) -> Input {
+        message(
+            msg_id(
+                MsgKind::InstructionsAdvanced,
+                orders[0].instruction,
+                state as u64,
+            ),
+            Service::Pricing,
+            Service::Intake,
+            Message::InstructionsAdvanced { orders, state },
+        )
+    }
+
+    fn advance(o: &Order, proceeds_pence: u64) -> Advance {
+        Advance {
+            instruction: o.instruction,
+            leg: o.leg,
+            partial: false,
+            proceeds_pence,
+        }
+    }
+
+    /// The ledger's answer to each request among `effects`: everything applied, except the
+    /// transfers `refuse` picks (by instruction id), which exceed credits.
+    fn answers(effects: &[Effect], refuse: impl Fn(InstructionId) -> bool) -> Vec<Input> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Ledger {
+                    tag,
+                    request: LedgerRequest::CreateAccounts(a),
+                } => Some(Input::Ledger {
+                    tag: *tag,
+                    reply: LedgerReply::CreateAccounts(vec![CreateAccountResult::Ok; a.len()]),
+                }),
+                Effect::Ledger {
+                    tag,
+                    request: LedgerRequest::CreateTransfers(t),
+                } => Some(Input::Ledger {
+                    tag: *tag,
+                    reply: LedgerReply::CreateTransfers(
+                        t.iter()
+                            .map(|t| {
+                                if refuse(t.user_data_64) {
+                                    CreateTransferResult::ExceedsCredits
+                                } else {
+                                    CreateTransferResult::Ok
+                                }
+                            })
+                            .collect(),
+                    ),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn orders(effects: &[Effect]) -> Vec<Order> {
+        sent(effects)
+            .into_iter()
+            .filter_map(|e| match &e.body {
+                Message::OrderAccepted(o) => Some(*o),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn statuses(effects: &[Effect]) -> Vec<(InstructionId, InstructionState)> {
+        sent(effects)
+            .into_iter()
+            .filter_map(|e| match (&e.body, e.to) {
+                (Message::InstructionStatus { id, state }, Service::Members) => Some((*id, *state)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn timer(effects: &[Effect]) -> Option<Input> {
+        effects.iter().find_map(|e| match e {
+            Effect::SetTimer { timer_id, .. } => Some(Input::Timer {
+                timer_id: *timer_id,
+            }),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn intake_round_trips_with_work_in_flight() {
+        let mut intake = Intake::new(FUNDS.to_vec(), 3);
+        let mut now = 1_000;
+        let mut all = Vec::new();
+        for m in 1..=3 {
+            let inputs = [
+                instruction(m, 0, InstructionKind::Onboard { profile: 1 }),
+                instruction(m, 1, InstructionKind::Contribute { cash_pence: 10_000 }),
+                instruction(
+                    m,
+                    2,
+                    InstructionKind::Invest {
+                        fund: 2,
+                        cash_pence: 5_000,
+                    },
+                ),
+                instruction(
+                    m,
+                    3,
+                    InstructionKind::Switch {
+                        from_fund: 1,
+                        to_fund: 3,
+                        units_micro: 1_000_000,
+                    },
+                ),
+                // Refused on sight.
+                instruction(
+                    m,
+                    4,
+                    InstructionKind::Invest {
+                        fund: 99,
+                        cash_pence: 1,
+                    },
+                ),
+            ];
+            for i in &inputs {
+                all.extend(handle(&mut intake, now, i).0);
+            }
+        }
+        now += FLUSH_DELAY_NS;
+        let flushed = handle(&mut intake, now, &timer(&all).expect("a flush timer")).0;
+        assert_eq!(intake.pending_work(), (1, 0));
+        // The accounts are answered; the transfers not yet.
+        let replies = answers(&flushed, |_| false);
+        assert_eq!(replies.len(), 2);
+        let (done, _) = handle(&mut intake, now, &replies[0]);
+        assert_eq!(statuses(&done).len(), 3, "the onboardings completed");
+        // One more instruction waits in the buffer.
+        handle(
+            &mut intake,
+            now,
+            &instruction(1, 5, InstructionKind::Contribute { cash_pence: 1 }),
+        );
+
+        let mut restored = round_trip(&intake);
+        let reserved = same_next(&mut intake, &mut restored, now, &replies[1]);
+        let placed = orders(&reserved);
+        assert_eq!(placed.len(), 6);
+        let switch = *placed.iter().find(|o| o.side == Side::Sell).unwrap();
+        let mut restored = round_trip(&intake);
+        same_next(
+            &mut intake,
+            &mut restored,
+            now,
+            &advanced(
+                placed.iter().map(|o| advance(o, 0)).collect(),
+                InstructionState::Placed,
+            ),
+        );
+        // The switch's sale settles: its purchase is buffered for the next flush.
+        let mut restored = round_trip(&intake);
+        same_next(
+            &mut intake,
+            &mut restored,
+            now,
+            &advanced(vec![advance(&switch, 4_321)], InstructionState::Settled),
+        );
+        let mut restored = round_trip(&intake);
+        let fx = same_next(
+            &mut intake,
+            &mut restored,
+            now,
+            &Input::Timer {
+                timer_id: TIMER_FLUSH << 32 | 1,
+            },
+        );
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::Ledger {
+                request: LedgerRequest::CreateTransfers(t),
+                ..
+            } if t.iter().any(|t| t.amount == 4_321)
+        )));
+    }
+
+    /// Drives 10,000 instructions of 1,000 members to terminal states through `handle` alone:
+    /// nothing of them stays but what is per member.
+    #[test]
+    fn retirement_bounds_intake_state() {
+        const MEMBERS: u64 = 1_000;
+        let mut intake = Intake::new(FUNDS.to_vec(), 3);
+        let mut now = 0;
+        let mut inputs: VecDeque<Input> = VecDeque::new();
+        for m in 1..=MEMBERS {
+            inputs.push_back(instruction(m, 0, InstructionKind::Onboard { profile: 2 }));
+            for seq in 1..=4 {
+                inputs.push_back(instruction(
+                    m,
+                    seq,
+                    InstructionKind::Contribute { cash_pence: 100 },
+                ));
+            }
+            for seq in 5..=7u64 {
+                let kind = InstructionKind::Invest {
+                    fund: 1 + seq as FundId % 5,
+                    cash_pence: 50,
+                };
+                inputs.push_back(instruction(m, seq, kind));
+            }
+            inputs.push_back(instruction(
+                m,
+                8,
+                InstructionKind::Sell {
+                    fund: 4,
+                    units_micro: 10,
+                },
+            ));
+            inputs.push_back(instruction(
+                m,
+                9,
+                InstructionKind::Switch {
+                    from_fund: 1,
+                    to_fund: 2,
+                    units_micro: 10,
+                },
+            ));
+        }
+        // Even members' sales are refused by the ledger (no units).
+        let refuse =
+            |id: InstructionId| id & 0xFF_FFFF == 8 && instruction_member(id).is_multiple_of(2);
+        let mut timers: VecDeque<Input> = VecDeque::new();
+        let mut placed: Vec<Order> = Vec::new();
+        let mut outcomes: BTreeMap<InstructionId, InstructionState> = BTreeMap::new();
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps < 1_000_000, "no progress");
+            let input = if let Some(i) = inputs.pop_front() {
+                i
+            } else if let Some(t) = timers.pop_front() {
+                now += FLUSH_DELAY_NS;
+                t
+            } else if !placed.is_empty() {
+                // Each batch of orders is placed, priced and settled; sales fetch 7p.
+                let batch = std::mem::take(&mut placed);
+                for state in [
+                    InstructionState::Placed,
+                    InstructionState::Priced,
+                    InstructionState::Settled,
+                ] {
+                    let proceeds = |o: &Order| if o.side == Side::Sell { 7 } else { 0 };
+                    inputs.push_back(advanced(
+                        batch.iter().map(|o| advance(o, proceeds(o))).collect(),
+                        state,
+                    ));
+                }
+                continue;
+            } else {
+                break;
+            };
+            let (fx, poison) = handle(&mut intake, now, &input);
+            assert_eq!(poison, None);
+            assert_eq!(alerts(&fx), Vec::<&str>::new());
+            inputs.extend(answers(&fx, refuse));
+            timers.extend(timer(&fx));
+            placed.extend(orders(&fx));
+            for (id, state) in statuses(&fx) {
+                assert_eq!(outcomes.insert(id, state), None, "{id:#x} reported twice");
+            }
+        }
+        assert_eq!(outcomes.len(), 10_000);
+        assert!(intake.instructions().is_empty());
+        assert_eq!(intake.pending_work(), (0, 0));
+        assert_eq!(intake.taken_remembered(), 0);
+        let count = |s| outcomes.values().filter(|&&v| v == s).count() as u64;
+        assert_eq!(count(InstructionState::Completed), MEMBERS * 5);
+        assert_eq!(count(InstructionState::Rejected), MEMBERS / 2);
+        assert_eq!(count(InstructionState::Settled), MEMBERS * 5 - MEMBERS / 2);
+
+        // A retired instruction resubmitted is not taken again; a late notice for one is
+        // ignored quietly; a notice for an instruction never taken is alerted.
+        let again = instruction(7, 5, InstructionKind::Contribute { cash_pence: 1 });
+        assert_eq!(handle(&mut intake, now, &again), (vec![], None));
+        let late = Advance {
+            instruction: instruction_id(7, 6),
+            leg: 0,
+            partial: false,
+            proceeds_pence: 0,
+        };
+        let fx = handle(
+            &mut intake,
+            now,
+            &advanced(vec![late], InstructionState::Settled),
+        );
+        assert_eq!(fx, (vec![], None));
+        let unknown = Advance {
+            instruction: instruction_id(7, 10),
+            ..late
+        };
+        let fx = handle(
+            &mut intake,
+            now,
+            &advanced(vec![unknown], InstructionState::Settled),
+        )
+        .0;
+        assert_eq!(alerts(&fx).len(), 1);
+        let restored = round_trip(&intake);
+        assert!(restored.instructions().is_empty());
+    }
+
+    #[test]
+    fn taken_stays_within_its_window() {
+        let mut t = Taken::default();
+        assert!(t.insert(1));
+        assert!(t.insert(0));
+        assert!(!t.insert(1));
+        assert_eq!((t.floor, t.len()), (2, 0));
+        // A member who skips numbers: the window bounds what is remembered.
+        for seq in (10..100_000).step_by(3) {
+            assert!(t.insert(seq));
+            assert!(t.len() as u32 <= TAKEN_WINDOW / 3 + 1);
+        }
+        assert!(t.contains(5), "far below the newest: counts as taken");
+        assert!(!t.contains(99_998));
+    }
+
+    #[test]
+    fn nonsense_inputs_are_poison() {
+        let mut intake = Intake::new(FUNDS.to_vec(), 3);
+        let cutoff = message(
+            1,
+            Service::Scheduler,
+            Service::Intake,
+            Message::CutOff {
+                date: crate::calendar::Date(20_000),
+            },
+        );
+        let (fx, poison) = handle(&mut intake, 0, &cutoff);
+        assert!(fx.is_empty() && poison.is_some());
+        let reply = Input::Ledger {
+            tag: tag(0, 7, 0),
+            reply: LedgerReply::Accounts(vec![]),
+        };
+        assert!(handle(&mut intake, 0, &reply).1.is_some());
     }
 }

@@ -17,17 +17,29 @@
 //! A rejected trade voids every reservation: each order ends `Rejected` with its cash or units
 //! back. An amended price (`TradePriced` with a higher revision, before settlement) voids the
 //! previous revision's pending lines and books new ones (see [`super::allocation`]).
+//!
+//! **Retention.** A trade is finished here when it is booked or released; a booked one may
+//! still be amended until it settles (T+N, a few days late at worst), and settlement's chase of
+//! a settlement at other figures brings such an amendment here. Pricing does not hear of
+//! settlement, so it keeps a finished trade until its trade date is [`RETAIN_DAYS`] business
+//! days before the newest trade date booked (twice the worst settlement delay seen, and more),
+//! then retires it with its chase count. A trade that is not finished (waiting for the
+//! custodian, or stopped at an alert) is never retired. A message for a retired trade, told by
+//! its id (a date old enough and no record), is a late copy of one already acted on and is
+//! ignored, except an amendment (a confirmation of revision > 0): one that late cannot be
+//! booked any more, and a person must look.
 
 use super::allocation::{self, Allocation};
 use super::{tag, untag};
-use crate::calendar::{Schedule, Ts, NS_PER_MIN};
+use crate::calendar::{Date, Schedule, Ts, NS_PER_MIN};
 use crate::messages::{
-    msg_id, Advance, Confirmation, ExternalTrade, InstructionState, Message, MsgKind, Order, Side,
-    TradeId,
+    msg_id, trade_date, Advance, Confirmation, ExternalTrade, InstructionState, Message, MsgKind,
+    Order, Side, TradeId,
 };
 use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
 use acme_ledger::chart::{self, AccountKind};
 use acme_ledger::{Account, BATCH_EVENTS_MAX};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 const PHASE_ACCOUNTS: u64 = 1;
@@ -37,14 +49,17 @@ const PHASE_REJECT: u64 = 3;
 const PHASE_AMEND_BASE: u64 = 8;
 /// Amendments a trade may have.
 pub const REVISIONS_MAX: u32 = 7;
+/// Business days a finished trade is kept after its trade date, counted back from the newest
+/// trade date booked (see the module documentation).
+pub const RETAIN_DAYS: u32 = 10;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Custodian {
     Priced(Confirmation),
     Rejected,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Stage {
     /// Waiting for the composition or the custodian's answer.
     Waiting,
@@ -56,6 +71,7 @@ enum Stage {
     Released,
 }
 
+#[derive(Serialize, Deserialize)]
 struct TradeState {
     booked: Option<(ExternalTrade, Vec<Order>)>,
     /// The custodian's answers by revision (0 = first pricing), and a rejection.
@@ -64,11 +80,20 @@ struct TradeState {
     stage: Stage,
 }
 
+impl TradeState {
+    fn finished(&self) -> bool {
+        matches!(self.stage, Stage::Booked | Stage::Released)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 pub struct Pricing {
     schedule: Schedule,
     trades: BTreeMap<TradeId, TradeState>,
     /// Chases sent per trade.
     chases: BTreeMap<TradeId, u64>,
+    /// The newest trade date booked: what retirement counts from.
+    newest: Date,
 }
 
 impl Pricing {
@@ -77,10 +102,38 @@ impl Pricing {
             schedule,
             trades: BTreeMap::new(),
             chases: BTreeMap::new(),
+            newest: Date(0),
         }
     }
 
+    /// Trades held (live and finished, not yet retired).
+    pub fn trades_held(&self) -> usize {
+        self.trades.len()
+    }
+
+    /// A trade that was finished and retired (or, the same to pricing, so old it never came).
+    fn is_retired(&self, trade_id: TradeId) -> bool {
+        !self.trades.contains_key(&trade_id)
+            && super::aged(trade_date(trade_id), self.newest, RETAIN_DAYS)
+    }
+
+    /// Counts retirement from `date` on, if it is the newest trade date yet.
+    fn advance_to(&mut self, date: Date) {
+        if date <= self.newest {
+            return;
+        }
+        self.newest = date;
+        let newest = self.newest;
+        self.trades
+            .retain(|&id, t| !(t.finished() && super::aged(trade_date(id), newest, RETAIN_DAYS)));
+        let trades = &self.trades;
+        self.chases.retain(|id, _| trades.contains_key(id));
+    }
+
     fn on_chase_timer(&mut self, trade_id: TradeId, now: Ts, fx: &mut Effects) {
+        if self.is_retired(trade_id) {
+            return;
+        }
         let answered = self
             .trades
             .get(&trade_id)
@@ -233,7 +286,7 @@ impl Pricing {
                 .filter(|(_, r)| !r.is_applied())
                 .map(|(i, r)| format!("transfer #{i}: {r:?}"))
                 .collect(),
-            _ => vec!["unexpected reply kind".to_string()],
+            _ => unreachable!("checked by the caller"),
         };
         if !failures.is_empty() {
             // A refusal of a step that was valid when it was built: stop and call a person. The
@@ -259,7 +312,13 @@ impl Pricing {
             );
             return;
         };
-        assert_eq!(*running, phase, "reply of another phase");
+        if *running != phase {
+            fx.alert(
+                "pricing",
+                format!("trade {trade_id:#x}: reply of phase {phase} while in phase {running}"),
+            );
+            return;
+        }
         *outstanding -= 1;
         if *outstanding > 0 {
             return;
@@ -357,8 +416,29 @@ impl Process for Pricing {
     fn handle(&mut self, ctx: &Ctx, input: &Input, fx: &mut Effects) {
         match input {
             Input::Message(env) => {
+                let retired = match &env.body {
+                    Message::TradeBooked { trade, .. } => Some((trade.id, 0)),
+                    Message::TradePriced(c) => Some((c.trade_id, c.revision)),
+                    Message::TradeRejected { trade_id } => Some((*trade_id, 0)),
+                    _ => None,
+                };
+                if let Some((trade_id, revision)) = retired {
+                    if self.is_retired(trade_id) {
+                        if revision > 0 {
+                            fx.alert(
+                                "pricing",
+                                format!(
+                                    "trade {trade_id:#x}: amendment {revision} after the trade \
+                                     was retired ({RETAIN_DAYS} business days)"
+                                ),
+                            );
+                        }
+                        return;
+                    }
+                }
                 let trade_id = match &env.body {
                     Message::TradeBooked { trade, orders } => {
+                        self.advance_to(trade.trade_date);
                         let t = self.state(trade.id);
                         if t.booked.is_none() {
                             t.booked = Some((*trade, orders.clone()));
@@ -384,14 +464,35 @@ impl Process for Pricing {
                             .or_insert(Custodian::Rejected);
                         *trade_id
                     }
+                    // Pricing is sent nothing else: no state makes sense of it.
                     other => {
-                        fx.alert("pricing", format!("unexpected message {other:?}"));
+                        fx.poison(format!("pricing: unexpected message {other:?}"));
                         return;
                     }
                 };
                 self.progress(trade_id, fx);
             }
-            Input::Ledger { tag, reply } => self.on_reply(*tag, reply, fx),
+            Input::Ledger { tag, reply } => {
+                let (_, phase, _) = untag(*tag);
+                let known = match phase {
+                    PHASE_ACCOUNTS => matches!(reply, LedgerReply::CreateAccounts(_)),
+                    PHASE_BOOK | PHASE_REJECT => matches!(reply, LedgerReply::CreateTransfers(_)),
+                    p if (PHASE_AMEND_BASE + 1..=PHASE_AMEND_BASE + REVISIONS_MAX as u64)
+                        .contains(&p) =>
+                    {
+                        matches!(reply, LedgerReply::CreateTransfers(_))
+                    }
+                    _ => false,
+                };
+                if !known {
+                    // A phase pricing never uses, or a reply of another kind than its request.
+                    fx.poison(format!(
+                        "pricing: unexpected ledger reply for tag {tag:#x}: {reply:?}"
+                    ));
+                    return;
+                }
+                self.on_reply(*tag, reply, fx)
+            }
             Input::Timer { timer_id } => self.on_chase_timer(*timer_id, ctx.now, fx),
         }
     }
@@ -421,4 +522,184 @@ fn send_rejected(trade_id: TradeId, orders: &[Order], fx: &mut Effects) {
             state: InstructionState::Rejected,
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Date;
+    use crate::money::{cash_for_units, units_for_cash, Price};
+    use crate::process::Effect;
+    use crate::trading::testkit::{
+        alerts, drive_ok, handle, message, monday, ok_answers, round_trip, same_next, sample_trade,
+        sent,
+    };
+
+    fn booked(trade: ExternalTrade, orders: Vec<Order>) -> Input {
+        message(
+            msg_id(MsgKind::TradeBooked, trade.id, 0),
+            Service::Aggregation,
+            Service::Pricing,
+            Message::TradeBooked { trade, orders },
+        )
+    }
+
+    fn priced(c: Confirmation) -> Input {
+        message(
+            msg_id(MsgKind::TradePriced, c.trade_id, c.revision as u64),
+            Service::Custodian,
+            Service::Pricing,
+            Message::TradePriced(c),
+        )
+    }
+
+    fn amended(c: Confirmation, revision: u32, price: Price) -> Confirmation {
+        Confirmation {
+            revision,
+            price,
+            units_bought: units_for_cash(c.buy_cash_filled, price),
+            cash_for_sold: cash_for_units(c.sell_units_filled, price),
+            ..c
+        }
+    }
+
+    fn allocated(effects: &[Effect]) -> Vec<u32> {
+        sent(effects)
+            .into_iter()
+            .filter_map(|e| match &e.body {
+                Message::TradeAllocated { revision, .. } => Some(*revision),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pricing_round_trips() {
+        let s = Schedule::default();
+        let mut pricing = Pricing::new(s);
+        let d = monday();
+        let now = d.at_minute(s.valuation_min);
+        let (trade, orders, c) = sample_trade(d, 1);
+        handle(&mut pricing, now, &booked(trade, orders));
+        let (fx, _) = handle(&mut pricing, now, &priced(c));
+        let accounts = ok_answers(&fx);
+        assert_eq!(accounts.len(), 1);
+        // Another trade waits for its price.
+        let (other, other_orders, _) = sample_trade(d, 2);
+        handle(&mut pricing, now, &booked(other, other_orders));
+
+        let mut restored = round_trip(&pricing);
+        let fx = same_next(&mut pricing, &mut restored, now, &accounts[0]);
+        let booking = ok_answers(&fx);
+        assert!(!booking.is_empty());
+        let mut restored = round_trip(&pricing);
+        let mut fx = Vec::new();
+        for reply in &booking {
+            fx.extend(same_next(&mut pricing, &mut restored, now, reply));
+        }
+        assert_eq!(allocated(&fx), vec![0]);
+        // An amendment the next morning, on the restored copy and the original alike.
+        let mut restored = round_trip(&pricing);
+        let next = d.add_business_days(1).at_minute(8 * 60);
+        let fx = same_next(
+            &mut pricing,
+            &mut restored,
+            next,
+            &priced(amended(c, 1, Price(2_600_000))),
+        );
+        let mut restored = round_trip(&pricing);
+        let mut done = Vec::new();
+        for reply in ok_answers(&fx) {
+            done.extend(same_next(&mut pricing, &mut restored, next, &reply));
+        }
+        assert_eq!(allocated(&done), vec![1]);
+        // The waiting trade's chase.
+        let mut restored = round_trip(&pricing);
+        let chase = same_next(
+            &mut pricing,
+            &mut restored,
+            next,
+            &Input::Timer { timer_id: other.id },
+        );
+        assert_eq!(sent(&chase).len(), 1);
+    }
+
+    #[test]
+    fn retention_bounds_pricing_state() {
+        let s = Schedule::default();
+        let mut pricing = Pricing::new(s);
+        let first = monday();
+        // A trade the custodian never answers: never retired, however old.
+        let (stuck, stuck_orders, _) = sample_trade(first, 9);
+        handle(
+            &mut pricing,
+            first.at_minute(s.cutoff_min),
+            &booked(stuck, stuck_orders),
+        );
+        let mut d = first;
+        let mut first_c = None;
+        for _ in 0..40 {
+            let now = d.at_minute(s.valuation_min);
+            let (trade, orders, c) = sample_trade(d, 1);
+            first_c.get_or_insert(c);
+            drive_ok(&mut pricing, now, &booked(trade, orders));
+            let fx = drive_ok(&mut pricing, now, &priced(c));
+            assert_eq!(allocated(&fx), vec![0]);
+            assert!(pricing.trades_held() <= RETAIN_DAYS as usize + 1);
+            assert!(pricing.chases.len() <= pricing.trades.len());
+            d = d.add_business_days(1);
+        }
+        assert_eq!(pricing.trades_held(), RETAIN_DAYS as usize + 1);
+        let c = first_c.unwrap();
+        let now = d.at_minute(9 * 60);
+        // Late copies for a retired trade are ignored; an amendment that late is alerted.
+        assert_eq!(handle(&mut pricing, now, &priced(c)), (vec![], None));
+        let (trade, orders, _) = sample_trade(first, 1);
+        assert_eq!(
+            handle(&mut pricing, now, &booked(trade, orders)),
+            (vec![], None)
+        );
+        let timer = Input::Timer {
+            timer_id: c.trade_id,
+        };
+        assert_eq!(handle(&mut pricing, now, &timer), (vec![], None));
+        let (fx, poison) = handle(&mut pricing, now, &priced(amended(c, 1, Price(1))));
+        assert_eq!((alerts(&fx).len(), fx.len(), poison), (1, 1, None));
+        // The unanswered trade is still chased.
+        let fx = handle(&mut pricing, now, &Input::Timer { timer_id: stuck.id }).0;
+        assert!(matches!(
+            sent(&fx)[..],
+            [e] if e.body == Message::ChaseConfirmation { trade_id: stuck.id }
+        ));
+        round_trip(&pricing);
+    }
+
+    #[test]
+    fn nonsense_inputs_are_poison() {
+        let mut pricing = Pricing::new(Schedule::default());
+        let body = Message::CutOff { date: Date(1) };
+        let (fx, poison) = handle(
+            &mut pricing,
+            0,
+            &message(1, Service::Scheduler, Service::Pricing, body),
+        );
+        assert!(fx.is_empty() && poison.is_some());
+        for (phase, reply) in [
+            (5, LedgerReply::CreateTransfers(vec![])),
+            (PHASE_ACCOUNTS, LedgerReply::CreateTransfers(vec![])),
+            (PHASE_BOOK, LedgerReply::Accounts(vec![])),
+            (PHASE_AMEND_BASE, LedgerReply::CreateTransfers(vec![])),
+        ] {
+            let input = Input::Ledger {
+                tag: tag(trade_id_of_test(), phase, 0),
+                reply,
+            };
+            let (fx, poison) = handle(&mut pricing, 0, &input);
+            assert!(fx.is_empty() && poison.is_some(), "phase {phase}");
+        }
+    }
+
+    fn trade_id_of_test() -> TradeId {
+        crate::messages::trade_id(monday(), 1)
+    }
 }

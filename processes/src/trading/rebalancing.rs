@@ -18,6 +18,12 @@
 //!
 //! The planning pass ([`plan`]) is a pure function over compact portfolios, so one pass over 5
 //! million members is a tight loop (measured in `bench/`).
+//!
+//! **Retention.** The dates whose pass ran are kept for [`RETAIN_DAYS`] business days after the
+//! newest such date, so that a job that fires twice or late finds its pass done; older ones are
+//! retired and every date up to the newest retired one counts as done (the scheduler sends each
+//! day's job that evening: a job days late for a date never run does not happen, and would be
+//! stale). Passes postponed for a date at most that old are dropped with them.
 
 use super::tag;
 use crate::calendar::{Date, Ts};
@@ -28,6 +34,8 @@ use crate::money::Price;
 use crate::process::{Ctx, Effects, Input, LedgerReply, LedgerRequest, Process, Service};
 use acme_ledger::chart::{self, AccountKind, FundId, MemberId, LEDGER_CASH_GBP};
 use acme_ledger::{Account, QueryFilter, QUERY_RESULTS_MAX};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Funds in a model portfolio.
 pub const MODEL_FUNDS: usize = 5;
@@ -40,6 +48,11 @@ pub struct Model {
 }
 
 /// The versioned set of model portfolios and the re-balancing parameters.
+///
+/// The sets are constants of the code: a set serializes as its `version` alone and
+/// deserializes by looking that version up among the known sets ([`ModelSet::by_version`]); an
+/// unknown version is an error. A set that differs from the known set of its version refuses to
+/// serialize (a changed set must carry a new version, or a snapshot would restore another one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelSet {
     pub version: u32,
@@ -74,6 +87,14 @@ impl ModelSet {
         min_value_pence: 5_000,
     };
 
+    /// The known sets, oldest first.
+    pub const KNOWN: [ModelSet; 1] = [ModelSet::V1];
+
+    /// The known set of version `version`.
+    pub fn by_version(version: u32) -> Option<ModelSet> {
+        ModelSet::KNOWN.into_iter().find(|s| s.version == version)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for (i, m) in self.models.iter().enumerate() {
             let sum: u32 = m.target_bp.iter().sum();
@@ -91,8 +112,28 @@ impl ModelSet {
     }
 }
 
+impl Serialize for ModelSet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if ModelSet::by_version(self.version) != Some(*self) {
+            return Err(serde::ser::Error::custom(format!(
+                "model set version {} is not the known set of that version",
+                self.version
+            )));
+        }
+        serializer.serialize_u32(self.version)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ModelSet, D::Error> {
+        let version = u32::deserialize(deserializer)?;
+        ModelSet::by_version(version)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown model set version {version}")))
+    }
+}
+
 /// A member's pot as re-balancing sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Portfolio {
     pub member: MemberId,
     pub profile: u8,
@@ -204,13 +245,17 @@ pub const POSTPONE_NS: Ts = 30 * crate::calendar::NS_PER_MIN;
 /// How many times a pass waits at most (three hours).
 pub const POSTPONE_ATTEMPTS_MAX: u32 = 6;
 
+/// Business days a date whose pass ran is kept after the newest such date.
+pub const RETAIN_DAYS: u32 = 5;
+
 const PHASE_SCAN: u64 = 1;
 const PHASE_UNITS: u64 = 2;
 
+#[derive(Serialize, Deserialize)]
 struct Pass {
     date: Date,
     prices: [Price; MODEL_FUNDS],
-    portfolios: std::collections::BTreeMap<MemberId, Portfolio>,
+    portfolios: BTreeMap<MemberId, Portfolio>,
     /// Unit lookups outstanding; the scan itself is done when `scan_done`.
     lookups: u64,
     scan_done: bool,
@@ -219,12 +264,16 @@ struct Pass {
 }
 
 /// The re-balancing process.
+#[derive(Serialize, Deserialize)]
 pub struct Rebalancing {
     set: ModelSet,
     pass: Option<Pass>,
-    done: std::collections::BTreeSet<Date>,
+    /// Dates whose pass ran (the recent ones; see `done_through`).
+    done: BTreeSet<Date>,
+    /// Every date up to this one counts as done: the newest retired date (`Date(0)` before any).
+    done_through: Date,
     /// Passes waiting for the day's pricing to complete, with their prices.
-    postponed: std::collections::BTreeMap<Date, ([Price; MODEL_FUNDS], u32)>,
+    postponed: BTreeMap<Date, ([Price; MODEL_FUNDS], u32)>,
     /// Switches proposed over all passes.
     pub proposed: u64,
 }
@@ -236,6 +285,7 @@ impl Rebalancing {
             set,
             pass: None,
             done: Default::default(),
+            done_through: Date(0),
             postponed: Default::default(),
             proposed: 0,
         }
@@ -253,9 +303,33 @@ impl Rebalancing {
         self.scan(date, 0, 0, fx);
     }
 
-    /// Dates whose pass has run.
-    pub fn passes_done(&self) -> &std::collections::BTreeSet<Date> {
+    /// Dates whose pass has run, of the last [`RETAIN_DAYS`] business days before the newest.
+    pub fn passes_done(&self) -> &BTreeSet<Date> {
         &self.done
+    }
+
+    fn is_done(&self, date: Date) -> bool {
+        date <= self.done_through || self.done.contains(&date)
+    }
+
+    /// Dates remembered one by one: done, and postponed.
+    pub fn dates_held(&self) -> (usize, usize) {
+        (self.done.len(), self.postponed.len())
+    }
+
+    /// Marks `date` done and retires the dates [`RETAIN_DAYS`] before the newest done.
+    fn mark_done(&mut self, date: Date) {
+        self.done.insert(date);
+        let newest = *self.done.last().expect("just inserted");
+        while let Some(&first) = self.done.first() {
+            if !super::aged(first, newest, RETAIN_DAYS) {
+                break;
+            }
+            self.done.pop_first();
+            self.done_through = self.done_through.max(first);
+        }
+        let through = self.done_through;
+        self.postponed.retain(|d, _| *d > through);
     }
 
     fn scan(&mut self, date: Date, page: u64, timestamp_min: u64, fx: &mut Effects) {
@@ -379,7 +453,7 @@ impl Rebalancing {
             );
         }
         self.proposed += proposals.len() as u64;
-        self.done.insert(pass.date);
+        self.mark_done(pass.date);
     }
 }
 
@@ -394,7 +468,7 @@ impl Process for Rebalancing {
                 Message::Rebalance { date, prices } => {
                     // A job that fires twice, or while a pass runs, does nothing more. A new day's
                     // job supersedes a pass still waiting for yesterday's pricing.
-                    if self.done.contains(date) || self.pass.is_some() {
+                    if self.is_done(*date) || self.pass.is_some() {
                         return;
                     }
                     self.postponed.retain(|d, _| d > date);
@@ -410,7 +484,8 @@ impl Process for Rebalancing {
                     }
                     self.start(*date, by_fund, fx);
                 }
-                other => fx.alert("rebalancing", format!("unexpected message {other:?}")),
+                // Re-balancing is sent nothing else: no state makes sense of it.
+                other => fx.poison(format!("rebalancing: unexpected message {other:?}")),
             },
             Input::Ledger { tag, reply } => {
                 let (_, phase, page) = super::untag(*tag);
@@ -419,10 +494,11 @@ impl Process for Rebalancing {
                         self.on_cash_page(page, a, ctx.now, fx)
                     }
                     (PHASE_UNITS, LedgerReply::Accounts(a)) => self.on_units(a, ctx.now, fx),
-                    _ => fx.alert(
-                        "rebalancing",
-                        format!("unexpected ledger reply for tag {tag:#x}"),
-                    ),
+                    // A phase re-balancing never uses, or a reply of another kind than its
+                    // request.
+                    _ => fx.poison(format!(
+                        "rebalancing: unexpected ledger reply for tag {tag:#x}: {reply:?}"
+                    )),
                 }
             }
             Input::Timer { timer_id } => {
@@ -488,6 +564,174 @@ mod tests {
             busy: false,
         };
         assert!(plan(&[busy, small], &PRICES, &ModelSet::V1).is_empty());
+    }
+
+    use crate::process::Effect;
+    use crate::trading::testkit::{handle, message, monday, round_trip, same_next, sent};
+
+    fn job(date: Date) -> Input {
+        message(
+            msg_id(MsgKind::Rebalance, date.0 as u64, 0),
+            Service::Scheduler,
+            Service::Rebalancing,
+            Message::Rebalance {
+                date,
+                prices: ModelSet::V1
+                    .funds
+                    .iter()
+                    .map(|&f| (f, Price(1_000_000)))
+                    .collect(),
+            },
+        )
+    }
+
+    fn cash(member: MemberId, profile: u32, debits_pending: u128) -> Account {
+        Account {
+            user_data_64: member,
+            user_data_32: profile,
+            debits_pending,
+            timestamp: member,
+            ..Account::default()
+        }
+    }
+
+    fn units(member: MemberId, fund: FundId, units: u128) -> Account {
+        Account {
+            user_data_64: member,
+            user_data_32: fund,
+            credits_posted: units,
+            ..Account::default()
+        }
+    }
+
+    /// The ledger request among `effects` answered with `accounts`.
+    fn reply(effects: &[Effect], accounts: Vec<Account>) -> Input {
+        let tag = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Ledger { tag, .. } => Some(*tag),
+                _ => None,
+            })
+            .expect("a ledger request");
+        Input::Ledger {
+            tag,
+            reply: LedgerReply::Accounts(accounts),
+        }
+    }
+
+    fn switches(effects: &[Effect]) -> usize {
+        sent(effects)
+            .iter()
+            .filter(|e| matches!(e.body, Message::Instruction(_)))
+            .count()
+    }
+
+    #[test]
+    fn rebalancing_round_trips() {
+        let mut r = Rebalancing::new(ModelSet::V1);
+        let d = monday();
+        let now = d.at_minute(18 * 60);
+        let scan = handle(&mut r, now, &job(d)).0;
+        // Member 1 (balanced) holds only fund 1; member 2 is on target.
+        let lookups = handle(
+            &mut r,
+            now,
+            &reply(&scan, vec![cash(1, 1, 0), cash(2, 1, 0)]),
+        )
+        .0;
+        let mut held = vec![units(1, 1, 100_000_000)];
+        held.extend((1..=5).map(|f| units(2, f, 20_000_000)));
+
+        let mut restored = round_trip(&r);
+        let fx = same_next(&mut r, &mut restored, now, &reply(&lookups, held));
+        assert_eq!(switches(&fx), 4);
+        assert!(r.passes_done().contains(&d));
+
+        // The next day a reservation is pending: the pass is postponed, then runs again.
+        let next = d.add_business_days(1);
+        let now = next.at_minute(18 * 60);
+        let mut restored = round_trip(&r);
+        let scan = same_next(&mut r, &mut restored, now, &job(next));
+        let mut restored = round_trip(&r);
+        let lookups = same_next(
+            &mut r,
+            &mut restored,
+            now,
+            &reply(&scan, vec![cash(1, 1, 5)]),
+        );
+        let mut restored = round_trip(&r);
+        let fx = same_next(&mut r, &mut restored, now, &reply(&lookups, vec![]));
+        assert!(matches!(fx[..], [Effect::SetTimer { .. }]));
+        assert_eq!(r.dates_held(), (1, 1));
+        let mut restored = round_trip(&r);
+        let timer = Input::Timer {
+            timer_id: next.0 as u64,
+        };
+        let rescan = same_next(&mut r, &mut restored, now + POSTPONE_NS, &timer);
+        assert_eq!(rescan.len(), 1);
+    }
+
+    #[test]
+    fn retention_bounds_rebalancing_state() {
+        let mut r = Rebalancing::new(ModelSet::V1);
+        let first = monday();
+        let mut d = first;
+        for _ in 0..30 {
+            let now = d.at_minute(18 * 60);
+            let scan = handle(&mut r, now, &job(d)).0;
+            let (fx, poison) = handle(&mut r, now, &reply(&scan, vec![]));
+            assert!(fx.is_empty() && poison.is_none());
+            assert!(r.passes_done().contains(&d));
+            assert!(r.dates_held().0 <= RETAIN_DAYS as usize);
+            d = d.add_business_days(1);
+        }
+        assert_eq!(r.dates_held(), (RETAIN_DAYS as usize, 0));
+        // A job for a retired date finds it done; so does one fired twice.
+        let now = d.at_minute(9 * 60);
+        assert_eq!(handle(&mut r, now, &job(first)), (vec![], None));
+        assert_eq!(handle(&mut r, now, &job(d)).0.len(), 1);
+        let restored = round_trip(&r);
+        assert_eq!(restored.dates_held(), r.dates_held());
+    }
+
+    #[test]
+    fn a_model_set_serializes_as_its_version() {
+        assert_eq!(serde_json::to_string(&ModelSet::V1).unwrap(), "1");
+        assert_eq!(serde_json::from_str::<ModelSet>("1").unwrap(), ModelSet::V1);
+        let err = serde_json::from_str::<ModelSet>("2")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown model set version 2"), "{err}");
+        let mut changed = ModelSet::V1;
+        changed.band_bp = 400;
+        assert!(serde_json::to_string(&changed).is_err());
+        for set in ModelSet::KNOWN {
+            assert_eq!(ModelSet::by_version(set.version), Some(set));
+            assert!(set.validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn nonsense_inputs_are_poison() {
+        let mut r = Rebalancing::new(ModelSet::V1);
+        let body = Message::CutOff { date: Date(1) };
+        let (fx, poison) = handle(
+            &mut r,
+            0,
+            &message(1, Service::Scheduler, Service::Rebalancing, body),
+        );
+        assert!(fx.is_empty() && poison.is_some());
+        for (phase, reply) in [
+            (3, LedgerReply::Accounts(vec![])),
+            (PHASE_SCAN, LedgerReply::CreateTransfers(vec![])),
+        ] {
+            let input = Input::Ledger {
+                tag: tag(1, phase, 0),
+                reply,
+            };
+            let (fx, poison) = handle(&mut r, 0, &input);
+            assert!(fx.is_empty() && poison.is_some(), "phase {phase}");
+        }
     }
 
     #[test]
