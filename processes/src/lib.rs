@@ -2,10 +2,10 @@
 //!
 //! A process is a deterministic state machine ([`process::Process`]): inputs (messages, timers,
 //! ledger answers) in, effects (ledger requests, messages, timers, alerts) out. The
-//! [`host::Host`] wraps any process with persistence (a journal and an outbox), duplicate
-//! suppression, retries and crash recovery, and talks to the world only through ports
-//! ([`host::Io`], [`host::ProcessStore`], `acme_ledger::Ledger`). The same process runs under the
-//! deterministic simulator (`acme-sim`) and, later, under a production runtime.
+//! [`host::Host`] wraps any process with persistence (one atomic journal record per input,
+//! snapshots), duplicate suppression, retries, versions, dead letters and crash recovery, and
+//! talks to the world only through ports ([`host::Io`], [`host::ProcessStore`]). The same
+//! process runs under the deterministic simulator (`acme-sim`) and on tokio (`acme-runtime`).
 //!
 //! See `processes/README.md` for the pattern, with the trade lifecycle ([`trading`]) as the worked example.
 //!
