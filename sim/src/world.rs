@@ -684,6 +684,17 @@ impl World {
     /// A world on any backend. `clock` is the simulation's clock (the embedded ledger takes its
     /// timestamps from it; a real cluster keeps its own, which only the trace hash sees).
     pub fn with_ledger(cfg: SimConfig, clock: Arc<SimClock>, ledger: Box<dyn SimBackend>) -> World {
+        World::with_process_stores(cfg, clock, ledger, BTreeMap::new())
+    }
+
+    /// [`World::with_ledger`] with platform processes' journals in `stores` (new, empty stores:
+    /// the run starts from nothing), on files for instance; the others keep theirs in memory.
+    pub fn with_process_stores(
+        cfg: SimConfig,
+        clock: Arc<SimClock>,
+        ledger: Box<dyn SimBackend>,
+        stores: BTreeMap<Service, Box<dyn ProcessStore>>,
+    ) -> World {
         cfg.validate().expect("valid configuration");
         let start = cfg.start.business_on_or_after();
         let last_activity_day = start.add_business_days(cfg.days - 1);
@@ -755,6 +766,9 @@ impl World {
             results.iter().all(|r| *r == CreateAccountResult::Ok),
             "house accounts: {results:?}"
         );
+        for (service, store) in stores {
+            on_host!(world, service, |host, _io| *host.store_mut() = store);
+        }
         for service in Service::PLATFORM {
             let now = world.now;
             let started = on_host!(world, service, |host, io| host.recover(now, io));

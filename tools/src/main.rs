@@ -3,7 +3,8 @@
 //! - `acme sim`: runs a seeded simulation of whole business days and checks every invariant.
 //!   Exit 0 when all hold, 2 on a safety violation, 3 on a liveness failure, 1 on bad usage or
 //!   errors. `--faults`, `--shrink`, `--export`, `--plant`; `--data DIR` runs it on the durable
-//!   ledger in a new store in DIR (real files, an fdatasync per ledger call; same digest).
+//!   ledger in a new store in DIR (real files, an fdatasync per ledger call; same digest), the
+//!   processes' journals on files in DIR/processes/<service>/.
 //! - `acme swarm`: many seeds, each with its own fault plan, over all cores.
 //! - `acme recon`: reconciles a ledger against the custodian's and the bank's statements.
 //! - `acme ledger verify DIR [--since SEQ:CHECKSUM] [--json]`: verifies a durable ledger's
@@ -18,6 +19,10 @@
 //!
 //!   The ledger commands exit 0 when the store is good (a torn tail is not corruption), 2 on
 //!   corruption or a failed `--since`, 1 on bad usage or when DIR holds no readable store.
+//! - `acme dead-letters list --data DIR [--process NAME] [--json]`: the processes' dead letters,
+//!   read from their journals in DIR/processes/<service>/ (read-only).
+//! - `acme dead-letters redrive --data DIR --process NAME --id N`: asks a stopped process to
+//!   handle a dead letter again when it next starts.
 //!
 //! This is an adapter crate: it may read the wall clock (to report `wall_ms`) and touch files;
 //! the crates it drives may not. Hence it opts out of the determinism rules of `clippy.toml`.
@@ -26,6 +31,7 @@
 use acme_sim::{SimConfig, Summary};
 use clap::{Parser, Subcommand};
 
+mod dead_letters;
 mod durable_sim;
 mod ledger_cmd;
 mod recon;
@@ -58,6 +64,8 @@ enum Command {
     Recon(recon::ReconArgs),
     /// Verify, inspect and compact a durable ledger's directory.
     Ledger(ledger_cmd::LedgerArgs),
+    /// List the processes' dead letters, and re-drive one once its code is fixed.
+    DeadLetters(dead_letters::DeadLettersArgs),
 }
 
 #[derive(clap::Args)]
@@ -98,7 +106,8 @@ struct SimArgs {
     export: Option<std::path::PathBuf>,
     /// Run on the durable ledger, in a new store in DIR (which must be empty or missing): real
     /// files, every ledger call durable before it is answered. Check it afterwards with
-    /// `acme ledger verify DIR`.
+    /// `acme ledger verify DIR`. The processes' journals go to DIR/processes/<service>/ (read
+    /// them with `acme dead-letters list --data DIR`).
     #[arg(long, value_name = "DIR")]
     data: Option<std::path::PathBuf>,
 }
@@ -121,6 +130,7 @@ fn main() -> ExitCode {
         Command::Swarm(args) => swarm::swarm(args),
         Command::Recon(args) => recon::main(args),
         Command::Ledger(args) => ledger_cmd::main(args),
+        Command::DeadLetters(args) => dead_letters::main(args),
     }
 }
 
@@ -185,9 +195,11 @@ fn sim(args: SimArgs) -> ExitCode {
         );
         if let Some(dir) = &args.data {
             println!(
-                "ledger: durable, in {} (a checkpoint every {} bytes of log)",
+                "ledger: durable, in {} (a checkpoint every {} bytes of log); process journals \
+                 in {}",
                 dir.display(),
-                durable_sim::CHECKPOINT_LOG_BYTES
+                durable_sim::CHECKPOINT_LOG_BYTES,
+                dir.join("processes").display()
             );
         }
     }
