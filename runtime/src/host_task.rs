@@ -174,7 +174,10 @@ impl Task {
         match outcome {
             Ok(t) => Some(t),
             Err(panic) => {
-                let reason = format!("the host panicked in {what}: {}", panic_message(&panic));
+                let reason = format!(
+                    "the host panicked in {what}: {}",
+                    acme_processes::host::panic_message(&panic)
+                );
                 self.raise(reason);
                 if host.is_up() {
                     host.crash();
@@ -345,15 +348,5 @@ pub(crate) async fn run<P: Process>(mut host: Host<P, Box<dyn ProcessStore>>, ct
                 activity.end();
             }
         }
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_string()
     }
 }

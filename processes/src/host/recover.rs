@@ -1,7 +1,7 @@
 //! Recovery: the newest snapshot, then the records after it, each checked against the code
 //! that is about to run them.
 
-use super::record::{self, Entry, OPERATOR_VERSION};
+use super::record::{self, Entry, Record, OPERATOR_VERSION};
 use super::{Host, HostState, ProcessStore, StoreError};
 use crate::calendar::Ts;
 use crate::process::{Ctx, Effects, Process};
@@ -189,15 +189,19 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             Some(bytes) => self.restore(bytes, &mut report)?,
         };
         report.snapshot_inputs = state.inputs;
-        self.check_versions(&loaded.records, process.version())?;
-        let mut tail_bytes = 0;
+        let tail_bytes = loaded.records.iter().map(|b| b.len() as u64).sum();
+        let mut records = Vec::with_capacity(loaded.records.len());
         for (index, bytes) in loaded.records.iter().enumerate() {
-            tail_bytes += bytes.len() as u64;
             let record =
                 record::decode_record(bytes).map_err(|what| RecoveryError::Undecodable {
                     process: process.name().to_string(),
                     what: format!("record {index} after the snapshot: {what}"),
                 })?;
+            records.push(record);
+        }
+        // Decoded once: the version check and the replay both read the decoded records.
+        self.check_versions(&records, process.version())?;
+        for (index, record) in records.iter().enumerate() {
             if let Entry::Step { input, effects, .. } = &record.entry {
                 let mut fx = Effects::new();
                 let replayed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -214,23 +218,20 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
                     });
                 }
             }
-            state.apply(self.service, &record);
+            state.apply(self.service, record);
             report.tail += 1;
         }
         Ok((process, state, report, tail_bytes))
     }
 
     /// Refuses records written by another code version (an operator's record fits any).
-    fn check_versions(&self, records: &[Vec<u8>], code_version: u32) -> Result<(), RecoveryError> {
+    fn check_versions(&self, records: &[Record], code_version: u32) -> Result<(), RecoveryError> {
         if crate::plant::active(crate::plant::Bug::UnversionedReplay) {
             // Planted: the journal is replayed through whatever code is running.
             return Ok(());
         }
         let mut other: Option<(u32, u64)> = None;
-        for bytes in records {
-            let Ok(record) = record::decode_record(bytes) else {
-                continue; // reported with its place by the replay
-            };
+        for record in records {
             if record.version != code_version && record.version != OPERATOR_VERSION {
                 let (_, n) = other.get_or_insert((record.version, 0));
                 *n += 1;
