@@ -99,6 +99,14 @@ pub struct FaultPlan {
     /// the old journal; operations then run the old code to a clean stop and deploy again).
     #[serde(default)]
     pub upgrade_ppm: Ppm,
+    /// After a crash, how long a process (or the ledger's machine, after a storage failure)
+    /// runs before the per-call chances above can stop it again: drawn at each restart between
+    /// zero and twice this, milliseconds; 0 for no such pause. Machines fail per hour, not per
+    /// call: without it a process making a million calls a day would crash thousands of times
+    /// at any per-call rate, and recover its whole state each time. A recovery itself crashes
+    /// by a separate draw (see the simulator).
+    #[serde(default)]
+    pub crash_uptime_mean_ms: u64,
 }
 
 fn ledger_latency_min_us() -> u64 {
@@ -162,6 +170,7 @@ impl FaultPlan {
             ledger_latency_max_us: ledger_latency_max_us(),
             ledger_unavailable_ppm: 0,
             upgrade_ppm: 0,
+            crash_uptime_mean_ms: 0,
         }
     }
 
@@ -192,6 +201,7 @@ impl FaultPlan {
             storage_misdirect_ppm: 100,
             ledger_unavailable_ppm: 2_000,
             upgrade_ppm: 100_000,
+            crash_uptime_mean_ms: 30 * 60 * 1000,
             ..FaultPlan::none()
         }
     }
@@ -281,6 +291,8 @@ impl FaultPlan {
             ledger_latency_max_us: 1_000 + r.next() % 20_000,
             ledger_unavailable_ppm,
             upgrade_ppm,
+            // Drawn last from this generator, so that it changed no earlier limit.
+            crash_uptime_mean_ms: [0, 5, 30, 120][(r.next() % 4) as usize] * 60 * 1000,
         }
     }
 
@@ -457,6 +469,12 @@ impl FaultPlan {
             self.upgrade_ppm,
             String::new(),
         );
+        if self.crash_uptime_mean_ms > 0 && (self.crash_ppm > 0 || self.rate("storage") > Some(0)) {
+            out.push(format!(
+                "after a crash, up about {} min before the next can come",
+                self.crash_uptime_mean_ms / 60_000
+            ));
+        }
         if out.len() == 1 {
             out.push("no faults".to_string());
         }
@@ -500,6 +518,12 @@ impl FaultPlan {
             return Err(format!(
                 "partition_max_min: {} is more than 120 minutes",
                 self.partition_max_min
+            ));
+        }
+        if self.crash_uptime_mean_ms > 24 * hour_ms {
+            return Err(format!(
+                "crash_uptime_mean_ms: {} is more than one day",
+                self.crash_uptime_mean_ms
             ));
         }
         if self.job_late_max_min > 25 {

@@ -19,5 +19,6 @@ pub mod money;
 pub mod plant;
 pub mod process;
 pub mod recon;
+pub mod serde_packed;
 pub mod serde_pairs;
 pub mod trading;

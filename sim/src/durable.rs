@@ -76,6 +76,9 @@ pub fn sim_config() -> Config {
             segment_bytes_max: 128 << 10,
         },
         checkpoint_log_bytes: 64 << 10,
+        // Often enough that runs of a few thousand members checkpoint many times a day; the
+        // bound keeps a run of tens of thousands from rewriting its state every 64 KiB.
+        checkpoint_amplification_max: 4,
         ..Config::default()
     }
 }
@@ -103,6 +106,13 @@ pub struct SimDurable {
     restart_delay_ns: u64,
     /// After a recovery, calls answer `Unavailable` until the clock reaches this.
     down_until: u64,
+    /// After a recovery, the disk runs without the faults that stop it (power loss, I/O errors)
+    /// until the clock reaches this (the plan's `crash_uptime_mean_ms`), and `resting` says
+    /// whether it does now.
+    fault_free_until: u64,
+    resting: bool,
+    uptime_mean_ns: u64,
+    uptime_rng: crate::rng::SimRng,
     halted: Option<String>,
     violations: Vec<(String, String)>,
     /// Statistics of the ledgers before the current one (each recovery opens a new one).
@@ -137,6 +147,10 @@ impl SimDurable {
             faults_on: false,
             restart_delay_ns: plan.restart_delay_ms * 1_000_000,
             down_until: 0,
+            fault_free_until: 0,
+            resting: false,
+            uptime_mean_ns: plan.crash_uptime_mean_ms * 1_000_000,
+            uptime_rng: crate::rng::SimRng::new(seed, crate::rng::Stream::Uptime),
             halted: None,
             violations: Vec::new(),
             earlier: Stats::default(),
@@ -182,6 +196,11 @@ impl SimDurable {
                 ),
             });
         }
+        let resting = now < self.fault_free_until;
+        if resting != self.resting {
+            self.resting = resting;
+            self.apply_faults(false);
+        }
         let head_before = self.ledger.head();
         let result = f(&mut self.ledger);
         let Some(failure) = self.ledger.failure().map(|e| e.to_string()) else {
@@ -214,6 +233,12 @@ impl SimDurable {
         let reason = format!("storage failure, recovered: {}", crash.failure);
         self.recover(crash);
         self.down_until = now + self.restart_delay_ns.max(1);
+        if self.uptime_mean_ns > 0 {
+            let gap_ns = self.uptime_rng.between(0, 2 * self.uptime_mean_ns);
+            self.fault_free_until = self.down_until + gap_ns;
+            self.resting = true;
+            self.apply_faults(false);
+        }
         // An answer already given stands; the machine restarts after it.
         result.map_err(|_| LedgerError::Unavailable { reason })
     }
@@ -226,6 +251,13 @@ impl SimDurable {
         } else {
             DiskFaults::default()
         };
+        if self.resting {
+            // The failures that stop the machine rest; silent corruption does not wait.
+            faults.crash_ppm = 0;
+            faults.write_error_ppm = 0;
+            faults.sync_error_ppm = 0;
+            faults.read_error_ppm = 0;
+        }
         if reads_paused {
             faults.read_error_ppm = 0;
         }

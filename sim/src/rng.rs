@@ -21,6 +21,8 @@ pub enum Stream {
     DiskPowerLoss = 7,
     /// Ledger call latencies and `Unavailable` answers.
     Ledger = 8,
+    /// How long a restarted machine runs before faults may stop it again.
+    Uptime = 9,
 }
 
 pub struct SimRng(ChaCha8Rng);

@@ -381,10 +381,27 @@ struct WorldIo<'a> {
     now: Ts,
     boundaries: &'a mut BTreeMap<Service, u64>,
     crash_at: Option<(Service, u64)>,
+    recovering: Option<Recovering>,
+    crash_free_until: &'a mut BTreeMap<Service, Ts>,
     partition: Option<Partition>,
     pipes: &'a mut BTreeMap<Service, LedgerPipe>,
     ledger_rng: &'a mut SimRng,
 }
+
+/// A host on its way up: its crash points draw no crash of their own (a recovery that resends
+/// twenty thousand pending messages would otherwise almost never finish); one draw per recovery
+/// decides whether, and at which of its first points, it crashes.
+#[derive(Clone, Copy)]
+struct Recovering {
+    service: Service,
+    crash_at: Option<u64>,
+}
+
+/// Of every this many recoveries, about one crashes on the way up (when crashes are on).
+const RECOVERY_CRASH_ONE_IN: u64 = 8;
+
+/// A recovery that crashes does so at one of its first this many crash points.
+const RECOVERY_CRASH_POINTS_MAX: u64 = 64;
 
 /// A host's ledger requests on their way: applied one after another in the order submitted
 /// (the port's contract), each after a seeded latency.
@@ -513,13 +530,26 @@ impl Io for WorldIo<'_> {
         let index = *boundary;
         *boundary += 1;
         let planned = self.crash_at == Some((service, index));
-        if !planned && !self.fault_rng.chance_ppm(self.faults.crash_ppm) {
+        let resting = self
+            .crash_free_until
+            .get(&service)
+            .is_some_and(|&until| self.now < until);
+        let drawn = match self.recovering.filter(|r| r.service == service) {
+            Some(recovering) => recovering.crash_at == Some(index),
+            None => !resting && self.fault_rng.chance_ppm(self.faults.crash_ppm),
+        };
+        if !planned && !drawn {
             return false;
         }
         self.stats.crashes += 1;
         self.trace.record(&("crash", service));
         let at = self.now + self.faults.restart_delay_ms * 1_000_000;
         self.queue.push(at, Event::Restart(service));
+        let uptime_ms = self.faults.crash_uptime_mean_ms;
+        if uptime_ms > 0 {
+            let gap_ns = self.fault_rng.between(0, 2 * uptime_ms) * 1_000_000;
+            self.crash_free_until.insert(service, at + gap_ns);
+        }
         true
     }
 }
@@ -628,6 +658,16 @@ pub struct World {
     pub(crate) custodian_outage: Option<(Ts, Ts)>,
     /// Effect boundaries passed so far, per service (for `SimConfig::crash_at`).
     pub(crate) boundaries: BTreeMap<Service, u64>,
+    /// The host recovering now, if any.
+    recovering: Option<Recovering>,
+    /// Per service, until when it runs free of random crashes after its last one.
+    crash_free_until: BTreeMap<Service, Ts>,
+    /// Events processed so far at the current instant.
+    events_at_now: u64,
+    /// The run was stopped by `run_overrun`.
+    overran: bool,
+    /// Messages offered to a host while it was down, kept by the broker until it is back.
+    pub(crate) parked: BTreeMap<Service, Vec<Envelope>>,
     /// Today's network partition, if any.
     pub(crate) partition: Option<Partition>,
     pub(crate) pipes: BTreeMap<Service, LedgerPipe>,
@@ -646,6 +686,10 @@ pub const EXTERNAL_RETRY_NS: Ts = 60 * 1_000_000_000;
 
 /// Business days after the last day of activity within which every trade must have settled.
 pub const DRAIN_BUSINESS_DAYS_MAX: u32 = 15;
+
+/// Events at one simulated instant beyond which a run is stopped as a livelock (a busy day
+/// has about a million events in all, spread over its hours).
+pub const EVENTS_AT_ONE_INSTANT_MAX: u64 = 2_000_000;
 
 /// How long the bus waits before offering a message again to a consumer that was down.
 pub const REDELIVERY_NS: Ts = 500 * 1_000_000;
@@ -670,15 +714,21 @@ impl World {
     pub fn new(cfg: SimConfig) -> World {
         let clock = Arc::new(SimClock::default());
         if crate::disk::DiskFaults::from(&cfg.faults) != crate::disk::DiskFaults::default() {
-            // Storage faults: the durable ledger on the disk that lies, its faults on once the
-            // house accounts exist.
-            let durable = crate::durable::SimDurable::new(cfg.seed, &cfg.faults, clock.clone());
-            let mut world = World::with_ledger(cfg, clock, Box::new(durable));
-            world.ledger.inner.set_storage_faults(true);
-            return world;
+            return World::on_sim_disk(cfg);
         }
         let ledger = MemLedger::new(clock.clone());
         World::with_ledger(cfg, clock, Box::new(ledger))
+    }
+
+    /// A world on the durable ledger on the simulated disk, with the plan's storage faults (if
+    /// any), on once the house accounts exist. Without faults, the baseline that a run with
+    /// storage faults is measured against.
+    pub fn on_sim_disk(cfg: SimConfig) -> World {
+        let clock = Arc::new(SimClock::default());
+        let durable = crate::durable::SimDurable::new(cfg.seed, &cfg.faults, clock.clone());
+        let mut world = World::with_ledger(cfg, clock, Box::new(durable));
+        world.ledger.inner.set_storage_faults(true);
+        world
     }
 
     /// A world on any backend. `clock` is the simulation's clock (the embedded ledger takes its
@@ -746,6 +796,11 @@ impl World {
             external_unacked: BTreeMap::new(),
             custodian_outage: None,
             boundaries: BTreeMap::new(),
+            recovering: None,
+            crash_free_until: BTreeMap::new(),
+            events_at_now: 0,
+            overran: false,
+            parked: BTreeMap::new(),
             partition: None,
             pipes: BTreeMap::new(),
             ledger_rng: SimRng::new(cfg.seed, Stream::Ledger),
@@ -824,6 +879,7 @@ impl World {
                 .is_some_and(|r| r.inner.passes_done().contains(&today));
         rebalanced
             && self.queue.in_flight_messages == 0
+            && self.parked.values().all(Vec::is_empty)
             && self.external_unacked.is_empty()
             && self.intake.outbox_is_empty()
             && self.aggregation.outbox_is_empty()
@@ -840,6 +896,7 @@ impl World {
             && self.custodian.unpriced() == 0
             && self.custodian.unsettled() == 0
             && self.queue.in_flight_messages == 0
+            && self.parked.values().all(Vec::is_empty)
             && self.external_unacked.is_empty()
             && self.intake.outbox_is_empty()
             && self.aggregation.outbox_is_empty()
@@ -848,8 +905,33 @@ impl World {
             && self.rebalancing.outbox_is_empty()
     }
 
+    /// Why the run must stop before an event at `at`, if it must: the event falls after the
+    /// last day a run may have (every trade must have settled by then), or simulated time has
+    /// stood still for more than [`EVENTS_AT_ONE_INSTANT_MAX`] events.
+    fn run_overrun(&mut self, at: Ts) -> Option<String> {
+        if at >= self.end_day.next_day().at_minute(0) {
+            return Some(format!(
+                "events go on after {}, the last day a run may last",
+                self.end_day
+            ));
+        }
+        if at == self.now {
+            self.events_at_now += 1;
+        } else {
+            self.events_at_now = 0;
+        }
+        (self.events_at_now > EVENTS_AT_ONE_INSTANT_MAX).then(|| {
+            format!(
+                "more than {EVENTS_AT_ONE_INSTANT_MAX} events at one instant: time stands still"
+            )
+        })
+    }
+
     /// Processes one event; false when there are none left.
     pub fn step(&mut self) -> bool {
+        if self.overran {
+            return false;
+        }
         if self.ledger.inner.halted().is_some() {
             // The ledger stopped for good (a safe halt on corrupted storage): the run ends here.
             return false;
@@ -858,6 +940,14 @@ impl World {
             return false;
         };
         assert!(at >= self.now, "event in the past");
+        if let Some(why) = self.run_overrun(at) {
+            // A run that would never end is a failure to report, not a hang: CI runs seeds by
+            // the thousand.
+            let event = describe(&event);
+            self.violation("liveness", why, &event);
+            self.overran = true;
+            return false;
+        }
         self.now = at;
         self.clock.set(at);
         self.stats.events += 1;
@@ -892,6 +982,8 @@ impl World {
                 now: self.now,
                 boundaries: &mut self.boundaries,
                 crash_at: self.cfg.crash_at,
+                recovering: self.recovering,
+                crash_free_until: &mut self.crash_free_until,
                 partition: self.partition,
                 pipes: &mut self.pipes,
                 ledger_rng: &mut self.ledger_rng,
@@ -1318,14 +1410,38 @@ impl World {
     /// Starts a crashed host again. A refusal to recover is a violation: nothing in a run
     /// should make a host's own journal unreadable to it.
     fn restart(&mut self, service: Service) {
-        let now = self.now;
         if on_host!(self, service, |host, _io| host.is_up()) {
             return; // restarted already (two crashes, two restarts)
         }
-        if let Err(e) = on_host!(self, service, |host, io| host.recover(now, io)) {
+        if let Err(e) = self.recover(service) {
             let event = format!("restart {service:?}");
             self.violation("recovery", e.to_string(), &event);
         }
+    }
+
+    /// Brings a host up from its store (see `Recovering`); once up, the broker offers it what it
+    /// kept while the host was down, in the order it came.
+    fn recover(
+        &mut self,
+        service: Service,
+    ) -> Result<acme_processes::host::RecoveryReport, acme_processes::host::RecoveryError> {
+        let now = self.now;
+        let crashes = self.cfg.faults.crash_ppm > 0;
+        let crash_at = (crashes && self.fault_rng.below(RECOVERY_CRASH_ONE_IN) == 0).then(|| {
+            let first = self.boundaries.get(&service).copied().unwrap_or(0);
+            first + self.fault_rng.below(RECOVERY_CRASH_POINTS_MAX)
+        });
+        self.recovering = Some(Recovering { service, crash_at });
+        let result = on_host!(self, service, |host, io| host.recover(now, io));
+        self.recovering = None;
+        if on_host!(self, service, |host, _io| host.is_up()) {
+            let parked = self.parked.remove(&service).unwrap_or_default();
+            for (i, envelope) in parked.into_iter().enumerate() {
+                let at = now + REDELIVERY_NS + i as Ts;
+                self.queue.push(at, Event::Deliver(envelope));
+            }
+        }
+        result
     }
 
     /// Puts release `release` of a process's code on its host (which must be down).
@@ -1371,7 +1487,7 @@ impl World {
                 return later(self, 1_000_000_000); // crashed on the way down: try again
             }
             self.deploy(service, release + 1);
-            match on_host!(self, service, |host, io| host.recover(now, io)) {
+            match self.recover(service) {
                 Ok(_) => {
                     self.releases.insert(service, release + 1);
                     self.stats.upgrades += 1;
@@ -1382,7 +1498,7 @@ impl World {
         }
         on_host!(self, service, |host, _io| host.crash());
         self.deploy(service, release + 1);
-        match on_host!(self, service, |host, io| host.recover(now, io)) {
+        match self.recover(service) {
             Ok(_) => {
                 // Nothing after the last snapshot (or a planted unversioned replay).
                 self.releases.insert(service, release + 1);
@@ -1391,7 +1507,7 @@ impl World {
             Err(acme_processes::host::RecoveryError::Version { .. }) => {
                 self.stats.upgrades_refused += 1;
                 self.deploy(service, release);
-                if let Err(e) = on_host!(self, service, |host, io| host.recover(now, io)) {
+                if let Err(e) = self.recover(service) {
                     self.violation("recovery", format!("the old release again: {e}"), &event);
                 }
                 later(self, 1_000_000_000);
@@ -1552,8 +1668,7 @@ impl World {
                     Delivery::Down if on_host!(self, service, |h, _io| h.stopped().is_some()) => {}
                     Delivery::Down => {
                         self.stats.redeliveries += 1;
-                        self.queue
-                            .push(now + REDELIVERY_NS, Event::Deliver(envelope_copy));
+                        self.parked.entry(service).or_default().push(envelope_copy);
                     }
                     _ => {}
                 }

@@ -51,8 +51,11 @@ fn the_default_plan_recovers_from_storage_failures_with_every_invariant_held() {
 
 #[test]
 fn the_default_plan_with_corruption_holds_every_invariant_or_halts_safely() {
+    const SEEDS: u64 = 16;
     let mut halted = 0;
-    for seed in 1..=8 {
+    // About one seed in eight meets corruption in a record it must read again (most flips land
+    // in data a checkpoint already covers).
+    for seed in 1..=SEEDS {
         let s = run(SimConfig::new(seed, 2, 1_000)
             .with_faults("default")
             .unwrap());
@@ -64,7 +67,7 @@ fn the_default_plan_with_corruption_holds_every_invariant_or_halts_safely() {
             halted += 1;
         }
     }
-    eprintln!("{halted} of 8 seeds halted safely");
+    eprintln!("{halted} of {SEEDS} seeds halted safely");
     assert!(
         halted > 0,
         "no seed met corruption where it halts the ledger"

@@ -96,7 +96,9 @@ struct SimArgs {
     /// print the smallest reproduction.
     #[arg(long)]
     shrink: bool,
-    /// The ledger: `mem` (embedded) or `tigerbeetle://HOST:PORT[,HOST:PORT...]` (a fresh
+    /// The ledger: `mem` (embedded; the durable ledger on a simulated disk when the plan has
+    /// storage faults), `sim-disk` (that durable ledger even without storage faults: the
+    /// baseline of a faulty run's speed) or `tigerbeetle://HOST:PORT[,HOST:PORT...]` (a fresh
     /// TigerBeetle cluster; needs a build with `--features tigerbeetle`).
     #[arg(long, default_value = "mem")]
     ledger: String,
@@ -298,8 +300,13 @@ fn ledger_world(ledger: &str, cfg: SimConfig) -> Result<acme_sim::World, String>
     if ledger == "mem" {
         return Ok(acme_sim::World::new(cfg));
     }
+    if ledger == "sim-disk" {
+        return Ok(acme_sim::World::on_sim_disk(cfg));
+    }
     let Some(addresses) = ledger.strip_prefix("tigerbeetle://") else {
-        return Err("expected `mem` or `tigerbeetle://HOST:PORT[,HOST:PORT...]`".into());
+        return Err(
+            "expected `mem`, `sim-disk` or `tigerbeetle://HOST:PORT[,HOST:PORT...]`".into(),
+        );
     };
     #[cfg(feature = "tigerbeetle")]
     return tigerbeetle_backend::world(cfg, addresses);

@@ -40,8 +40,13 @@ impl Clock for PinnedClock {
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     pub store: acme_store::Config,
-    /// A checkpoint is taken once this many bytes of log were written since the last one.
+    /// A checkpoint is taken once this many bytes of log were written since the last one...
     pub checkpoint_log_bytes: u64,
+    /// ...and at least the last checkpoint's size divided by this (0: no such wait). A full
+    /// checkpoint of a state that grew past the fixed interval would otherwise be written
+    /// every interval, and checkpoint writes grow with the square of the ledger's size; with
+    /// it they stay within this many times the log's bytes.
+    pub checkpoint_amplification_max: u64,
     /// Room made in memory up front (as TigerBeetle sizes its grid at start), so that growing
     /// vectors and indexes never stall a request: 0 grows on demand.
     pub accounts_capacity: usize,
@@ -53,6 +58,7 @@ impl Default for Config {
         Config {
             store: acme_store::Config::default(),
             checkpoint_log_bytes: 1 << 30,
+            checkpoint_amplification_max: 1,
             accounts_capacity: 0,
             transfers_capacity: 0,
         }
@@ -76,6 +82,8 @@ pub struct DurableLedger<S: Storage> {
     staged: Vec<u8>,
     staged_entries: u32,
     log_bytes_since_checkpoint: u64,
+    /// The size of the state last checkpointed (or restored), bytes.
+    last_checkpoint_bytes: u64,
     failure: Option<StoreError>,
     /// The body of the record whose commit failed: applied in memory, never acknowledged, and
     /// perhaps durable after all (a crash after the write, before the answer).
@@ -110,6 +118,7 @@ impl<S: Storage> DurableLedger<S> {
         // The log replayed since the checkpoint counts towards the next one: a ledger that is
         // reopened often must still checkpoint (and so keep its recovery short).
         ledger.log_bytes_since_checkpoint = replayer.bytes;
+        ledger.last_checkpoint_bytes = replayer.checkpoint_bytes;
         Ok((ledger, recovery))
     }
 
@@ -130,6 +139,7 @@ impl<S: Storage> DurableLedger<S> {
             staged: Vec::new(),
             staged_entries: 0,
             log_bytes_since_checkpoint: 0,
+            last_checkpoint_bytes: 0,
             failure: None,
             unacknowledged: None,
             stats: Stats::default(),
@@ -241,9 +251,14 @@ impl<S: Storage> DurableLedger<S> {
     /// have gone out: they are durable already and must not wait for a whole checkpoint. A
     /// failed checkpoint stops the ledger like any store error.
     pub fn maybe_checkpoint(&mut self) {
+        let amplified = self
+            .last_checkpoint_bytes
+            .checked_div(self.config.checkpoint_amplification_max)
+            .unwrap_or(0);
+        let due_bytes = self.config.checkpoint_log_bytes.max(amplified);
         if self.failure.is_none()
             && self.staged_entries == 0
-            && self.log_bytes_since_checkpoint >= self.config.checkpoint_log_bytes
+            && self.log_bytes_since_checkpoint >= due_bytes
         {
             // The error is kept in `failure`: every later call answers `Unavailable`.
             let _ = self.checkpoint_now();
@@ -265,6 +280,7 @@ impl<S: Storage> DurableLedger<S> {
             Ok(report) => {
                 self.stats.checkpoints += 1;
                 self.log_bytes_since_checkpoint = 0;
+                self.last_checkpoint_bytes = state.len() as u64;
                 Ok(report)
             }
             Err(e) => {
@@ -398,6 +414,8 @@ pub struct Replayer {
     pub entries: u64,
     /// Bytes of record bodies applied since the checkpoint restored.
     pub bytes: u64,
+    /// The size of the checkpoint restored (0 for none).
+    pub checkpoint_bytes: u64,
 }
 
 impl Replayer {
@@ -407,6 +425,7 @@ impl Replayer {
             pinned: Arc::new(PinnedClock::default()),
             entries: 0,
             bytes: 0,
+            checkpoint_bytes: 0,
         }
     }
 }
@@ -425,6 +444,7 @@ impl Replay for Replayer {
         };
         self.mem = Some(mem);
         self.bytes = 0;
+        self.checkpoint_bytes = state.map_or(0, |b| b.len() as u64);
         Ok(())
     }
 

@@ -83,6 +83,7 @@ pub struct HostState {
     channels_out: BTreeMap<Service, u64>,
     channels_in: BTreeMap<Service, Watermark>,
     /// External message ids by commit time, and the reverse (rebuilt on restore).
+    #[serde(with = "crate::serde_packed")]
     external: BTreeSet<(Ts, MessageId)>,
     #[serde(skip)]
     external_ids: BTreeMap<MessageId, Ts>,
