@@ -2177,3 +2177,7 @@ fn describe(event: &Event) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+#[path = "world_tests.rs"]
+mod tests;

@@ -1,0 +1,71 @@
+//! The world's own guards: a run that would never end is stopped and reported.
+
+use super::*;
+
+fn liveness_details(summary: &crate::Summary) -> Vec<String> {
+    summary
+        .violations
+        .iter()
+        .filter(|v| v.invariant == "liveness")
+        .map(|v| v.detail.clone())
+        .collect()
+}
+
+#[test]
+fn events_after_the_last_day_a_run_may_last_stop_it_as_a_liveness_failure() {
+    let mut world = World::new(SimConfig::new(1, 2, 50));
+    // Something that keeps coming back after every trade should have settled (a message sent
+    // again for ever, say): here one event the day after the last day a run may last.
+    let after = world.end_day.next_day().at_minute(60);
+    world.queue.push(after, Event::Restart(Service::Intake));
+    let summary = world.run_to_end();
+    let details = liveness_details(&summary);
+    assert!(
+        details.iter().any(|d| d.contains("events go on after")),
+        "{details:?}"
+    );
+    assert!(world.now < after);
+    // Stopped for good: nothing more happens on a later step.
+    assert!(!world.step());
+}
+
+#[test]
+fn time_standing_still_stops_the_run() {
+    let mut world = World::new(SimConfig::new(1, 2, 50));
+    let at = world.cfg.start.at_minute(60);
+    for _ in 0..=EVENTS_AT_ONE_INSTANT_MAX + 1 {
+        world.queue.push(at, Event::Restart(Service::Intake));
+    }
+    let summary = world.run_to_end();
+    let details = liveness_details(&summary);
+    assert!(
+        details.iter().any(|d| d.contains("time stands still")),
+        "{details:?}"
+    );
+    assert_eq!(world.now, at);
+}
+
+#[test]
+fn a_stopped_consumer_gets_what_the_broker_kept_once_it_is_back() {
+    let cfg = SimConfig::new(4, 1, 100).with_faults("none").unwrap();
+    let mut world = World::new(cfg);
+    let mut parked_seen = 0;
+    let mut crashed = false;
+    while world.step() {
+        if !crashed && world.stats.messages_sent > 50 {
+            on_host!(world, Service::Intake, |host, _io| host.crash());
+            let restart_at = world.now + 600 * 1_000_000_000;
+            world
+                .queue
+                .push(restart_at, Event::Restart(Service::Intake));
+            crashed = true;
+        }
+        let parked = world.parked.get(&Service::Intake).map_or(0, Vec::len);
+        parked_seen = parked_seen.max(parked);
+    }
+    let summary = world.finish();
+    assert!(crashed);
+    assert!(parked_seen > 0, "nothing reached the stopped consumer");
+    assert!(world.parked.values().all(Vec::is_empty));
+    assert!(summary.ok(), "{:?}", summary.violations);
+}
