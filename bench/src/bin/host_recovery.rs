@@ -13,7 +13,7 @@
 //!   record, one write and three fdatasyncs per input, as a host on files does.
 //! - `--cycle-gap-s S` (default 86400): virtual seconds between the starts of two cycles.
 //! - `--reps R` (default 5): recoveries per figure; the median is reported.
-//! - `--segment-mib M` (default: the store's, 64): the size at which the log starts a new
+//! - `--segment-mib M` (default: a process log's, 8): the size at which the log starts a new
 //!   segment file.
 //!
 //! Three stores for each size, all recovered the way a host starts: `MemStore`; the files a
@@ -340,7 +340,7 @@ fn args() -> Args {
         file_driven_max: 100_000,
         cycle_gap: 86_400 * NS_PER_SEC,
         reps: 5,
-        config: Config::default(),
+        config: acme_processes::host::log_store::journal_config(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();

@@ -56,19 +56,82 @@ pub fn read(
     watch: &[u64],
     first_live: Option<u64>,
 ) -> Result<Archive, StoreError> {
-    let size = match storage.size(FILE) {
-        Ok(size) => size,
-        Err(e) if e.kind == StorageErrorKind::NotFound => return Ok(Archive::default()),
-        Err(e) => return Err(e.into()),
+    let Some(size) = archive_size(storage)? else {
+        return Ok(Archive::default());
     };
-    let full = size / HEADER_SIZE as u64;
-    let mut archive = Archive {
+    let archive = Archive {
         torn_bytes: size % HEADER_SIZE as u64,
         ..Archive::default()
     };
+    read_headers(
+        storage,
+        watch,
+        first_live,
+        archive,
+        size / HEADER_SIZE as u64,
+    )
+}
+
+/// What opening the store needs of the archive, in time bounded by the last compaction rather
+/// than by all history: where an unsynced append ends (a partial header, or headers of records
+/// still in the log that do not verify). Only the headers from the parent of `first_live` on
+/// are read; those before were synced before their segments went, and `verify` checks them.
+pub fn read_tail(
+    storage: &mut dyn Storage,
+    first_live: Option<u64>,
+) -> Result<Archive, StoreError> {
+    let Some(size) = archive_size(storage)? else {
+        return Ok(Archive::default());
+    };
+    let full = size / HEADER_SIZE as u64;
+    let torn_bytes = size % HEADER_SIZE as u64;
+    let Some(live) = first_live else {
+        // No record in the log: nothing archived can be an append of one still there.
+        return Ok(Archive {
+            last_seq: full,
+            torn_bytes,
+            ..Archive::default()
+        });
+    };
+    let start = live.saturating_sub(2).min(full);
+    let mut archive = Archive {
+        last_seq: start,
+        torn_bytes,
+        ..Archive::default()
+    };
+    if start > 0 {
+        // The chain is taken on trust up to the first header read: its parent is the link.
+        let mut hb = [0u8; HEADER_SIZE];
+        let offset = start * HEADER_SIZE as u64;
+        if full > start && read_exact_at(storage, FILE, offset, &mut hb)? == HEADER_SIZE {
+            let h =
+                RecordHeader::decode(&hb).map_err(|r| corrupt(offset, start + 1, r.to_string()))?;
+            archive.last_checksum = h.parent;
+        }
+    }
+    read_headers(storage, &[], first_live, archive, full)
+}
+
+fn archive_size(storage: &mut dyn Storage) -> Result<Option<u64>, StoreError> {
+    match storage.size(FILE) {
+        Ok(size) => Ok(Some(size)),
+        Err(e) if e.kind == StorageErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks headers `archive.last_seq + 1 ..= full` in order, chained from
+/// `archive.last_checksum`.
+fn read_headers(
+    storage: &mut dyn Storage,
+    watch: &[u64],
+    first_live: Option<u64>,
+    mut archive: Archive,
+    full: u64,
+) -> Result<Archive, StoreError> {
     const HEADERS_PER_READ: u64 = 16_384;
     let mut buf = vec![0u8; HEADERS_PER_READ as usize * HEADER_SIZE];
-    let mut index = 0u64;
+    let mut index = archive.last_seq;
     while index < full {
         let n = (full - index).min(HEADERS_PER_READ);
         let bytes = &mut buf[..n as usize * HEADER_SIZE];

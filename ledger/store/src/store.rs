@@ -255,7 +255,7 @@ impl<S: Storage> Store<S> {
             .map(|s| s.first_seq);
         // A damaged archive is not needed to recover the ledger: opening carries on, and
         // `verify` reports it.
-        let archive = match chain::read(&mut self.storage, &[], first_live) {
+        let archive = match chain::read_tail(&mut self.storage, first_live) {
             Err(StoreError::Corrupt(_)) => chain::Archive::default(),
             other => other?,
         };
@@ -418,7 +418,9 @@ impl<S: Storage> Store<S> {
             .collect();
         if !doomed.is_empty() {
             // Their headers go to the chain archive, durably, before the segments go.
-            let mut archive = chain::read(&mut self.storage, &[], None)?;
+            // Only the archive's end is read: compaction costs what it removes, not all history.
+            let first_doomed = doomed.first().map(|seg| seg.first_seq);
+            let mut archive = chain::read_tail(&mut self.storage, first_doomed)?;
             let created = archive.last_seq == 0;
             for seg in &doomed {
                 let r = chain::append_segment(&mut self.storage, &mut archive, seg);

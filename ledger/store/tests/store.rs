@@ -356,6 +356,22 @@ fn the_chain_runs_from_record_one_after_compaction() {
     assert!(report.is_clean(), "{:?}", report.corruptions);
     assert!(report.archived >= 3 && report.first_seq > 3);
     assert!(matches!(report.since, Some(Ok(_))), "{:?}", report.since);
+    // Opening reads only the archive's end, and finds the same end as the whole read.
+    let first_live = report.first_seq;
+    let whole = acme_store::chain::read(&mut storage, &[], Some(first_live)).unwrap();
+    let tail = acme_store::chain::read_tail(&mut storage, Some(first_live)).unwrap();
+    assert_eq!(
+        (tail.last_seq, tail.last_checksum),
+        (whole.last_seq, whole.last_checksum)
+    );
+    assert_eq!((tail.torn_bytes, tail.torn_from), (0, None));
+    // A header torn after the parent of the first live record is found by the tail read too.
+    let mut torn = storage.clone();
+    let chain = torn.files.get_mut("chain").unwrap();
+    let last = chain.len() - 40;
+    chain[last] ^= 0xff;
+    let tail = acme_store::chain::read_tail(&mut torn, Some(whole.last_seq)).unwrap();
+    assert_eq!(tail.torn_from, Some(whole.last_seq), "{tail:?}");
     let mut gap = storage.clone();
     gap.files.remove("chain");
     let report = verify(&mut gap, &mut Bodies::default(), None).unwrap();

@@ -50,10 +50,21 @@ pub struct LogStore<S: Storage> {
     lost: Option<String>,
 }
 
+/// Segments of a process log are smaller than the ledger's: recovery reads the segment that
+/// holds the snapshot's record from its start, so its size bounds what a start reads again.
+pub const JOURNAL_SEGMENT_BYTES_MAX: u64 = 8 << 20;
+
+/// The store's limits for a process log.
+pub fn journal_config() -> Config {
+    Config {
+        segment_bytes_max: JOURNAL_SEGMENT_BYTES_MAX,
+    }
+}
+
 impl<S: Storage> LogStore<S> {
     /// A new, empty process log in storage that holds no store yet.
     pub fn create(storage: S, store_id: u128) -> Result<Self, StoreError> {
-        LogStore::create_with(storage, store_id, Config::default())
+        LogStore::create_with(storage, store_id, journal_config())
     }
 
     /// [`LogStore::create`] with the store's limits (segment size) given.
@@ -72,7 +83,7 @@ impl<S: Storage> LogStore<S> {
     /// Opens and recovers the process log in `storage` for appending: a torn tail is cut, and
     /// the first [`ProcessStore::load`] returns what was recovered without reading again.
     pub fn open(storage: S) -> Result<Self, StoreError> {
-        LogStore::open_with(storage, Config::default())
+        LogStore::open_with(storage, journal_config())
     }
 
     /// [`LogStore::open`] with the store's limits (segment size) given.
@@ -97,7 +108,7 @@ impl<S: Storage> LogStore<S> {
                  it (cut a torn tail); open the storage read-only",
             ));
         }
-        LogStore::opened(storage, Config::default(), true)
+        LogStore::opened(storage, journal_config(), true)
     }
 
     fn opened(storage: S, config: Config, read_only: bool) -> Result<Self, StoreError> {
