@@ -28,8 +28,8 @@
 //! one); intake batches them (about 50 per 50 ms flush), the ledger answers every request with
 //! `ok` at once, and the members acknowledge every status, so intake retires every instruction
 //! and its state is bounded by the members. The host's own state is bounded by time: it
-//! remembers the ids of external messages for `EXTERNAL_DEDUPE_NS` (7 days), so with one cycle
-//! a day it holds about 7 cycles' ids.
+//! remembers the ids of external messages for `EXTERNAL_DEDUPE_NS` (24 hours), so with one cycle
+//! a day it holds about one cycle's ids.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use acme_bench::timed;
