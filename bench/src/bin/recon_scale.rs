@@ -141,7 +141,7 @@ fn recon(dir: &Path, holdings_text: &str) -> (acme_processes::recon::Report, u64
         scan.account(&a)
     })
     .expect("readable");
-    let facts = scan.finish();
+    let facts = scan.finish().expect("no journal replay");
     let expect = Expect {
         date: Some(manifest.as_of),
         custodian_account: Some(DEFAULT_CUSTODIAN_ACCOUNT.into()),
