@@ -117,7 +117,7 @@ impl Busy {
         self.committed += 1;
         let r = self.inner.create_transfers(&[t]).expect("within limits");
         assert_eq!(r, vec![acme_ledger::CreateTransferResult::Ok]);
-        self.committed % 2 == 0
+        self.committed.is_multiple_of(2)
     }
 }
 

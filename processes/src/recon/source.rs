@@ -110,10 +110,33 @@ pub fn scan_ledger_from(
         ..ScanStats::default()
     };
     let mut late = Late::new(t0);
+    if t0 != 0 {
+        accounts_at(ledger, scan, from, &mut late, &mut stats)?;
+    }
+    let mut transfers = 0;
+    stats.pages += transfers_between(ledger, from, t0, &mut |t| {
+        transfers += 1;
+        scan.transfer(t);
+    })?;
+    stats.transfers = transfers;
+    stats.late_transfers = late.count;
+    Ok(stats)
+}
+
+/// The accounts stamped from `from` to the scan's point, each as it stood at that point (see
+/// the module documentation).
+fn accounts_at(
+    ledger: &mut dyn Ledger,
+    scan: &mut LedgerScan,
+    from: u64,
+    late: &mut Late,
+    stats: &mut ScanStats,
+) -> Result<(), String> {
+    let t0 = stats.timestamp;
     let mut before = t0;
     let mut cursor = from;
     let mut rereads_in_row = 0;
-    while t0 != 0 {
+    loop {
         let page = ledger
             .query_accounts(&QueryFilter {
                 timestamp_min: cursor,
@@ -145,17 +168,9 @@ pub fn scan_ledger_from(
         before = after;
         match page.last() {
             Some(last) if page.len() == PAGE as usize => cursor = last.timestamp + 1,
-            _ => break,
+            _ => return Ok(()),
         }
     }
-    let mut transfers = 0;
-    stats.pages += transfers_between(ledger, from, t0, &mut |t| {
-        transfers += 1;
-        scan.transfer(t);
-    })?;
-    stats.transfers = transfers;
-    stats.late_transfers = late.count;
-    Ok(stats)
 }
 
 /// The transfers committed after the scan's point, as effects on accounts.
