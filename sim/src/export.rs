@@ -10,7 +10,7 @@
 //! on its way to the ledger (its amount is not known to the ledger until it lands).
 
 use crate::checker::Violation;
-use crate::world::FUNDS;
+use crate::world::{scan_accounts, FUNDS};
 use crate::World;
 use acme_ledger::chart::FundId;
 use acme_ledger::export::{write_accounts, write_transfers};
@@ -21,7 +21,11 @@ use acme_processes::recon::cash::{cash_csv, CashLine, CashStatement};
 use acme_processes::recon::holdings::{
     holdings_csv, holdings_semt002, HoldingLine, HoldingsStatement,
 };
-use acme_processes::recon::ledger::{scan, Manifest, ACCOUNTS_FILE, MANIFEST_FILE, TRANSFERS_FILE};
+use acme_processes::recon::ledger::{
+    scan, LedgerFacts, LedgerScan, Manifest, ACCOUNTS_FILE, CALENDAR_FILE, MANIFEST_FILE,
+    TRANSFERS_FILE,
+};
+use acme_processes::recon::source::{latest_timestamp, scan_ledger_from, transfers_between};
 use acme_processes::recon::trades::{trades_csv, ConfStatus, Confirmation, Confirmations};
 use acme_processes::recon::{
     reconcile, CashAccount, Classification, ReconConfig, Report, Statements,
@@ -193,9 +197,8 @@ fn config(world: &World, date: Date) -> ReconConfig {
 }
 
 /// The world's ledger against the simulated custodian's and bank's books at the end of `date`.
-pub fn reconcile_world(world: &World, date: Date) -> Report {
-    let mem = world.ledger.mem();
-    let facts = scan(mem.accounts(), mem.transfers(), false);
+pub fn reconcile_world(world: &mut World, date: Date) -> Report {
+    let facts = ledger_facts(world);
     let mut cash = vec![custodian_cash(world, date)];
     cash.extend(bank_cash(world, date));
     let statements = Statements {
@@ -210,7 +213,7 @@ pub fn reconcile_world(world: &World, date: Date) -> Report {
 /// The end-of-day reconciliation of the simulated world against the simulated custodian's and
 /// bank's statements, through the same engine `acme recon` uses: every true break is a
 /// violation.
-pub(crate) fn end_of_day_recon(world: &World, date: Date) -> Vec<Violation> {
+pub(crate) fn end_of_day_recon(world: &mut World, date: Date) -> Vec<Violation> {
     reconcile_world(world, date)
         .breaks
         .into_iter()
@@ -231,6 +234,42 @@ pub(crate) fn end_of_day_recon(world: &World, date: Date) -> Vec<Violation> {
             event: String::new(),
         })
         .collect()
+}
+
+/// The ledger's facts: from the embedded ledger's slices when that is the backend, otherwise
+/// through the port at one point (as `acme recon --tigerbeetle` reads a cluster), dated by the
+/// backend's calendar.
+fn ledger_facts(world: &mut World) -> LedgerFacts {
+    if let Some(mem) = world.ledger.inner.as_mem() {
+        return scan(mem.accounts(), mem.transfers(), false);
+    }
+    let calendar = world.ledger.inner.calendar();
+    let from = calendar.first_timestamp();
+    let mut facts = LedgerScan::with_replay(None, calendar);
+    scan_ledger_from(&mut *world.ledger.inner, &mut facts, from)
+        .unwrap_or_else(|e| panic!("the end-of-day reconciliation cannot read the ledger: {e}"));
+    facts
+        .finish()
+        .expect("a scan without a journal replay does not fail")
+}
+
+/// Every account and transfer: the embedded ledger's, or read through the port.
+fn ledger_records(world: &mut World) -> (Vec<Account>, Vec<Transfer>) {
+    if let Some(mem) = world.ledger.inner.as_mem() {
+        return (mem.accounts().to_vec(), mem.transfers().to_vec());
+    }
+    // A shared cluster holds others' records too: those stamped before the run are left out.
+    let from = world.ledger.inner.calendar().first_timestamp();
+    let ledger = &mut *world.ledger.inner;
+    let read = (|| {
+        let latest = latest_timestamp(ledger)?;
+        let mut accounts = scan_accounts(ledger).map_err(|e| e.to_string())?;
+        accounts.retain(|a| a.timestamp >= from);
+        let mut transfers = Vec::new();
+        transfers_between(ledger, from, latest, &mut |t| transfers.push(*t))?;
+        Ok::<_, String>((accounts, transfers))
+    })();
+    read.unwrap_or_else(|e| panic!("the export cannot read the ledger: {e}"))
 }
 
 fn ledger_files(
@@ -267,18 +306,27 @@ impl World {
     /// The files of `acme sim --export DIR` for the last simulated day: the ledger (every
     /// account and transfer), and the custodian's and bank's statements as they see that day.
     /// `source` is recorded in the manifest (the command that made it).
-    pub fn export_day(&self, source: &str) -> Vec<ExportFile> {
+    /// On a backend with a clock of its own (a TigerBeetle cluster) the ledger is read through
+    /// the port, and `ledger/calendar.txt` gives the first timestamp of each simulated day.
+    pub fn export_day(&mut self, source: &str) -> Vec<ExportFile> {
         let date = self.last_day();
-        let mem = self.ledger.mem();
+        let (accounts, transfers) = ledger_records(self);
         let manifest = Manifest {
             as_of: date,
-            accounts: mem.accounts().len() as u64,
-            transfers: mem.transfers().len() as u64,
+            accounts: accounts.len() as u64,
+            transfers: transfers.len() as u64,
             journal_complete: true,
             settlement_lag_days: self.cfg.schedule.settlement_lag_days,
             source: source.to_string(),
         };
-        let mut files = ledger_files(mem.accounts(), mem.transfers(), &manifest);
+        let mut files = ledger_files(&accounts, &transfers, &manifest);
+        let calendar = self.ledger.inner.calendar();
+        if !calendar.is_default() {
+            files.push(ExportFile {
+                path: format!("ledger/{CALENDAR_FILE}"),
+                bytes: calendar.render().into_bytes(),
+            });
+        }
         let holdings = custodian_holdings(self, date);
         files.push(ExportFile {
             path: format!("custodian/holdings-{date}.csv"),

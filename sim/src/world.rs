@@ -28,6 +28,7 @@ use acme_processes::messages::{
 };
 use acme_processes::process::Process;
 use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Service};
+use acme_processes::recon::ledger::Calendar;
 use acme_processes::trading::{
     aggregation::Aggregation, intake::Intake, pricing::Pricing, rebalancing::Rebalancing,
     settlement::Settlement,
@@ -162,6 +163,12 @@ enum Event {
 pub trait SimBackend: Ledger {
     /// Every account, in any order.
     fn all_accounts(&mut self) -> Vec<Account>;
+    /// The business date of the ledger's timestamps: the timestamp's own date by default (a
+    /// ledger on the simulation's clock); a backend with a clock of its own says when each
+    /// simulated day began on it.
+    fn calendar(&self) -> Calendar {
+        Calendar::default()
+    }
     /// The embedded ledger, when that is what this is.
     fn as_mem(&self) -> Option<&MemLedger> {
         None
@@ -236,7 +243,7 @@ pub fn scan_accounts(ledger: &mut dyn Ledger) -> Result<Vec<Account>, LedgerErro
 /// The ledger as the simulator uses it: the port, plus a record of which accounts each event's
 /// requests touched (for the checker) and counts.
 pub struct SimLedger {
-    inner: Box<dyn SimBackend>,
+    pub(crate) inner: Box<dyn SimBackend>,
     touched: BTreeSet<u128>,
     pub transfers_submitted: u64,
     pub transfers_applied: u64,

@@ -102,7 +102,7 @@ impl Export {
             scan.transfer(&t)
         })
         .expect("transfers");
-        let facts = scan.finish();
+        let facts = scan.finish().expect("an in-memory replay");
         let expect = Expect {
             date: Some(manifest.as_of),
             custodian_account: Some(DEFAULT_CUSTODIAN_ACCOUNT.to_string()),
@@ -258,7 +258,7 @@ fn trades_in_flight_are_timing_breaks_never_true_ones() {
     while world.step() {
         steps += 1;
         let today = world.today();
-        let r = reconcile_world(&world, today);
+        let r = reconcile_world(&mut world, today);
         assert!(r.is_clean(), "after step {steps}:\n{}", show(&r));
         for b in &r.breaks {
             assert!(

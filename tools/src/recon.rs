@@ -1,7 +1,8 @@
 //! `acme recon`: the ledger against the custodian's and the bank's statements.
 //!
-//! The adapter around `acme_processes::recon`: it reads the files (the ledger export in chunks,
-//! with a progress bar on large ledgers), hands their text to the engine's parsers, and writes
+//! The adapter around `acme_processes::recon`: it reads the ledger (an export in chunks, with a
+//! progress bar on large ledgers; a durable store or a TigerBeetle cluster through the port, see
+//! [`source`]) and the files, hands their text to the engine's parsers, and writes
 //! the report as a table, JSON or CSV, and optionally as an HTML page with a chart.
 //! Exit codes: 0 clean (timing breaks allowed), 2 at least one true break, 1 an error (a bad
 //! file is named with its line and field).
@@ -9,18 +10,19 @@
 // An adapter: reading the statements and the ledger export and writing the reports is its job.
 #![allow(clippy::disallowed_methods)]
 
-use acme_ledger::export::{read_accounts, read_transfers, ExportError};
+mod source;
+
+use acme_processes::calendar::Date;
 use acme_processes::recon::cash::parse_cash;
 use acme_processes::recon::holdings::{parse_holdings, Expect};
-use acme_processes::recon::ledger::{
-    LedgerFacts, LedgerScan, Manifest, ACCOUNTS_FILE, MANIFEST_FILE, TRANSFERS_FILE,
-};
+use acme_processes::recon::ledger::{Calendar, MANIFEST_FILE};
 use acme_processes::recon::trades::parse_trades;
 use acme_processes::recon::{
     fmt_units, parse_scaled, reconcile, Break, Classification, ReconConfig, Report, Statements,
     DEFAULT_CUSTODIAN_ACCOUNT,
 };
 use acme_sim::export::ExportFile;
+use source::{shown, Dating, LedgerRead};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,10 +35,36 @@ pub enum Format {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["ledger", "tigerbeetle"])))]
 pub struct ReconArgs {
-    /// The ledger: an export directory (`acme sim --export DIR` writes one under DIR/ledger).
+    /// The ledger on disk: an export directory (`acme sim --export DIR` writes one under
+    /// DIR/ledger) or a durable ledger's store (`acme sim --data DIR`), read-only at its last
+    /// durable checkpoint plus log.
     #[arg(long, value_name = "DIR")]
-    pub ledger: PathBuf,
+    pub ledger: Option<PathBuf>,
+    /// The ledger is a running TigerBeetle cluster at ADDR (`host:port`, comma separated, one per
+    /// replica), read through the port at the point the scan starts.
+    #[arg(long, value_name = "ADDR")]
+    pub tigerbeetle: Option<String>,
+    /// The TigerBeetle cluster id.
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub cluster_id: u128,
+    /// The statement date, for a store or a cluster (an export's manifest has it): by default
+    /// the business date of the ledger's latest timestamp.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub as_of: Option<String>,
+    /// Business days from trade to settlement, for a store or a cluster.
+    #[arg(long, value_name = "DAYS", default_value_t = 2)]
+    pub settlement_lag_days: u32,
+    /// The ledger's business days (`DATE FIRST_TIMESTAMP` lines), for a ledger whose clock is not
+    /// the calendar's (a TigerBeetle cluster under the simulator: `acme sim --export` writes
+    /// DIR/ledger/calendar.txt). By default a transfer's date is its timestamp's UTC date.
+    #[arg(long, value_name = "FILE")]
+    pub calendar: Option<PathBuf>,
+    /// Where the journal replay spills its partitions (the system's temporary directory by
+    /// default); removed when done.
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
     /// The custodian's holdings statement: CSV or ISO 20022 semt.002 XML (told apart by content).
     #[arg(long, value_name = "FILE")]
     pub holdings: Option<PathBuf>,
@@ -60,14 +88,7 @@ pub struct ReconArgs {
     pub html: Option<PathBuf>,
 }
 
-/// Ledgers with at least this many accounts show a progress bar (on a terminal).
-const PROGRESS_FROM: u64 = 1_000_000;
-
-fn shown(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn read_text(p: &Path) -> Result<String, String> {
+pub(crate) fn read_text(p: &Path) -> Result<String, String> {
     let bytes = std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", shown(p)))?;
     String::from_utf8(bytes).map_err(|e| {
         let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
@@ -76,93 +97,61 @@ fn read_text(p: &Path) -> Result<String, String> {
     })
 }
 
-fn export_error(p: &Path, e: ExportError) -> String {
-    match e.record {
-        Some(r) => format!(
-            "{}: record {}: field `{}`: {}",
-            shown(p),
-            r + 1,
-            e.field,
-            e.reason
-        ),
-        None => format!("{}: field `{}`: {}", shown(p), e.field, e.reason),
+/// Reads the ledger the arguments name.
+fn read_ledger(args: &ReconArgs) -> Result<LedgerRead, String> {
+    let as_of = match &args.as_of {
+        Some(d) => Some(d.parse::<Date>().map_err(|e| format!("--as-of: {e}"))?),
+        None => None,
+    };
+    let calendar = match &args.calendar {
+        Some(p) => Calendar::parse(&shown(p), &read_text(p)?).map_err(|e| e.to_string())?,
+        None => Calendar::default(),
+    };
+    let dating = Dating {
+        as_of,
+        settlement_lag_days: args.settlement_lag_days,
+        calendar,
+        spill_dir: args.spill_dir.clone(),
+    };
+    if let Some(addresses) = &args.tigerbeetle {
+        return source::read_tigerbeetle(args.cluster_id, addresses, &dating);
     }
-}
-
-/// Reads an export's ledger directory (DIR or DIR/ledger) into facts.
-pub fn read_ledger(dir: &Path) -> Result<(Manifest, LedgerFacts), String> {
-    let dir =
-        if dir.join(MANIFEST_FILE).exists() || !dir.join("ledger").join(MANIFEST_FILE).exists() {
-            dir.to_path_buf()
-        } else {
-            dir.join("ledger")
-        };
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest = Manifest::parse(&shown(&manifest_path), &read_text(&manifest_path)?)
-        .map_err(|e| e.to_string())?;
-    let mut scan = LedgerScan::new(manifest.journal_complete);
-    let accounts_path = dir.join(ACCOUNTS_FILE);
-    let file = std::fs::File::open(&accounts_path)
-        .map_err(|e| format!("{}: cannot read: {e}", shown(&accounts_path)))?;
-    let bar = (manifest.accounts >= PROGRESS_FROM).then(|| {
-        let bar = indicatif::ProgressBar::new(manifest.accounts);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {human_pos}/{human_len} accounts ({per_sec}, {eta})",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        bar.set_message("acme recon: reading the ledger");
-        bar
-    });
-    let mut n: u64 = 0;
-    let count = read_accounts(std::io::BufReader::with_capacity(1 << 20, file), |a| {
-        scan.account(&a);
-        n += 1;
-        if n.is_multiple_of(65_536) {
-            if let Some(b) = &bar {
-                b.set_position(n);
-            }
+    let dir = args
+        .ledger
+        .as_deref()
+        .ok_or("give --ledger DIR or --tigerbeetle ADDR")?;
+    if let Some(export) = source::export_dir(dir) {
+        let read = source::read_export(&export, args.spill_dir.as_deref())?;
+        if as_of.is_some_and(|d| d != read.as_of) {
+            return Err(format!(
+                "--as-of: the export {} is as of {}",
+                shown(&export),
+                read.as_of
+            ));
         }
-    })
-    .map_err(|e| export_error(&accounts_path, e))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
+        return Ok(read);
     }
-    if count != manifest.accounts {
-        return Err(format!(
-            "{}: field `accounts`: {} but {} holds {count}",
-            shown(&manifest_path),
-            manifest.accounts,
-            ACCOUNTS_FILE
-        ));
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: cannot read: {e}", shown(dir)))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    if crate::ledger_cmd::holds_store(&names) {
+        return source::read_store(dir, &dating);
     }
-    let transfers_path = dir.join(TRANSFERS_FILE);
-    let file = std::fs::File::open(&transfers_path)
-        .map_err(|e| format!("{}: cannot read: {e}", shown(&transfers_path)))?;
-    let count = read_transfers(std::io::BufReader::with_capacity(1 << 20, file), |t| {
-        scan.transfer(&t)
-    })
-    .map_err(|e| export_error(&transfers_path, e))?;
-    if count != manifest.transfers {
-        return Err(format!(
-            "{}: field `transfers`: {} but {} holds {count}",
-            shown(&manifest_path),
-            manifest.transfers,
-            TRANSFERS_FILE
-        ));
-    }
-    Ok((manifest, scan.finish()))
+    Err(format!(
+        "{}: neither an export ({MANIFEST_FILE}, in DIR or DIR/ledger) nor a durable store",
+        shown(dir)
+    ))
 }
 
 /// Everything `acme recon` does but printing: the report, or an error for people.
-pub fn run(args: &ReconArgs) -> Result<Report, String> {
+pub fn run(args: &ReconArgs) -> Result<(Report, String), String> {
     let tolerance = parse_scaled(&args.cash_tolerance, 2, false)
         .map_err(|e| format!("--cash-tolerance: {e}"))?;
-    let (manifest, facts) = read_ledger(&args.ledger)?;
+    let read = read_ledger(args)?;
+    let as_of = read.as_of;
     let expect = Expect {
-        date: Some(manifest.as_of),
+        date: Some(as_of),
         custodian_account: Some(args.custodian_account.clone()),
     };
     let mut statements = Statements::default();
@@ -171,27 +160,32 @@ pub fn run(args: &ReconArgs) -> Result<Report, String> {
             Some(parse_holdings(&shown(p), &read_text(p)?, &expect).map_err(|e| e.to_string())?);
     }
     if let Some(p) = &args.trades {
-        statements.trades = Some(
-            parse_trades(&shown(p), &read_text(p)?, Some(manifest.as_of))
-                .map_err(|e| e.to_string())?,
-        );
+        statements.trades =
+            Some(parse_trades(&shown(p), &read_text(p)?, Some(as_of)).map_err(|e| e.to_string())?);
     }
     for p in &args.cash {
-        statements.cash.push(
-            parse_cash(&shown(p), &read_text(p)?, Some(manifest.as_of))
-                .map_err(|e| e.to_string())?,
-        );
+        statements
+            .cash
+            .push(parse_cash(&shown(p), &read_text(p)?, Some(as_of)).map_err(|e| e.to_string())?);
     }
     let cfg = ReconConfig {
-        as_of: manifest.as_of,
-        settlement_lag_days: manifest.settlement_lag_days,
+        as_of,
+        settlement_lag_days: read.settlement_lag_days,
         cash_tolerance_pence: tolerance as u64,
     };
-    reconcile(&cfg, &facts, &statements).map_err(|e| e.to_string())
+    let mut report = reconcile(&cfg, &read.facts, &statements).map_err(|e| e.to_string())?;
+    if let (Some(s), Some(internal)) = (read.stats, report.levels.first_mut()) {
+        internal.notes.push(format!(
+            "read through the port at timestamp {}: {} accounts, {} transfers in {} pages; \
+             {} transfers committed during the scan left out ({} pages read again)",
+            s.timestamp, s.accounts, s.transfers, s.pages, s.late_transfers, s.rereads
+        ));
+    }
+    Ok((report, read.source))
 }
 
 pub fn main(args: ReconArgs) -> ExitCode {
-    let report = match run(&args) {
+    let (report, source) = match run(&args) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("acme recon: {e}");
@@ -199,13 +193,13 @@ pub fn main(args: ReconArgs) -> ExitCode {
         }
     };
     let out = match args.format {
-        Format::Table => table(&report, &args),
-        Format::Json => serde_json::to_string_pretty(&json(&report, &args)).expect("json") + "\n",
+        Format::Table => table(&report, &source),
+        Format::Json => serde_json::to_string_pretty(&json(&report, &source)).expect("json") + "\n",
         Format::Csv => csv_out(&report),
     };
     print!("{out}");
     if let Some(p) = &args.html {
-        if let Err(e) = std::fs::write(p, html(&report, &args)) {
+        if let Err(e) = std::fs::write(p, html(&report, &source)) {
             eprintln!("acme recon: {}: cannot write: {e}", shown(p));
             return ExitCode::from(1);
         }
@@ -239,11 +233,11 @@ fn break_json(b: &Break) -> serde_json::Value {
     })
 }
 
-pub fn json(r: &Report, args: &ReconArgs) -> serde_json::Value {
+pub fn json(r: &Report, source: &str) -> serde_json::Value {
     serde_json::json!({
         "status": r.status(),
         "as_of": r.as_of.to_string(),
-        "ledger": shown(&args.ledger),
+        "ledger": source,
         "true_breaks": r.true_breaks(),
         "timing_breaks": r.timing_breaks(),
         "levels": r.levels.iter().map(|l| serde_json::json!({
@@ -318,9 +312,9 @@ fn pad(rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn table(r: &Report, args: &ReconArgs) -> String {
+pub fn table(r: &Report, source: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "acme recon: {} as of {}", shown(&args.ledger), r.as_of);
+    let _ = writeln!(out, "acme recon: {source} as of {}", r.as_of);
     let _ = writeln!(out);
     for l in &r.levels {
         match &l.skipped {
@@ -470,7 +464,7 @@ fn svg_chart(r: &Report) -> String {
     s
 }
 
-pub fn html(r: &Report, args: &ReconArgs) -> String {
+pub fn html(r: &Report, source: &str) -> String {
     let mut h = String::new();
     let status_color = if r.is_clean() { "#4e9a06" } else { "#cc0000" };
     let _ = write!(
@@ -484,7 +478,7 @@ pub fn html(r: &Report, args: &ReconArgs) -> String {
     let _ = writeln!(
         h,
         "<p>Ledger <code>{}</code>. Status: <strong style=\"color:{status_color}\">{}</strong> ({} true break(s), {} timing break(s)).</p>",
-        esc(&shown(&args.ledger)),
+        esc(source),
         r.status(),
         r.true_breaks(),
         r.timing_breaks()

@@ -9,33 +9,34 @@
 //!   `linked_event_failed` for the rest).
 //! - Reads (lookups, queries, the account scan) go to the cluster too; a read that times out is
 //!   simply asked again (reads change nothing), up to [`READ_ATTEMPTS`] times.
-//! - A *shadow* `MemLedger` on the simulation's clock receives every write the cluster answered,
-//!   and its results must agree with the cluster's, event by event (the only tolerated
-//!   difference: a retried request the cluster had already applied, see [`agree`]); at every
-//!   account scan (each end of day, and the summary) its accounts must equal the cluster's,
-//!   timestamps aside. A disagreement stops the run with a panic that says where. The shadow is
-//!   what `SimBackend::as_mem` lends to the readers that need the whole ledger in memory with
-//!   *simulated* timestamps (the end-of-day reconciliation dates settlements by transfer
-//!   timestamps; the cluster stamps with its own wall clock): a copy checked against the
-//!   cluster, not a substitute for it. The digest (`ledger_digest`) is computed from the
-//!   cluster's own accounts.
+//! - There is no copy of the ledger in memory: the end-of-day reconciliation, the invariants,
+//!   the reference-model comparison and the digest all read the cluster through the port. The
+//!   cluster stamps with its own clock, while the simulation's days are virtual, so the backend
+//!   keeps a [`Calendar`]: the first cluster timestamp of each simulated day (the cluster's
+//!   latest timestamp, plus one, when the first write of a new day is sent). The reconciliation
+//!   dates transfers by it, as `acme recon --calendar` does with the file the export writes.
+//!   The differential check against MemLedger, event by event, is the conformance tests' job
+//!   (ledger/tigerbeetle/tests/conformance); the simulator checks the outcome.
 //!
 //! The simulation's accounts are those of ACME's chart of accounts: a cluster shared with
 //! other users (the tests share one) may hold others, which the scan leaves out. Account ids are
-//! deterministic, so a simulation needs a cluster that does not hold its accounts yet: [`TigerBeetleBackend::connect`] refuses a cluster where any house account of
-//! the chart already exists.
+//! deterministic, so a simulation needs a cluster that does not hold its accounts yet:
+//! [`TigerBeetleBackend::connect`] refuses a cluster where any house account of the chart
+//! already exists.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use acme_ledger::chart;
 use acme_ledger::{
-    Account, AccountFilter, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
-    MemLedger, QueryFilter, Transfer, TransferFlags,
+    Account, AccountFilter, Clock, CreateAccountResult, CreateTransferResult, Ledger, LedgerError,
+    QueryFilter, Transfer,
 };
 use acme_ledger_tigerbeetle::TigerBeetleLedger;
+use acme_processes::calendar::Date;
+use acme_processes::recon::ledger::Calendar;
+use acme_processes::recon::source::latest_timestamp;
 use acme_sim::world::{scan_accounts, SimBackend, SimClock, FUNDS};
 use acme_sim::{SimConfig, World};
 
@@ -48,13 +49,10 @@ pub const READ_ATTEMPTS: u32 = 20;
 pub struct BackendStats {
     /// Write requests that got no answer (the retry of one may find it applied).
     pub unanswered_writes: AtomicU64,
-    /// Events the cluster had already applied when their request was retried.
-    pub applied_before_retry: AtomicU64,
     /// Reads asked again after a timeout.
     pub read_retries: AtomicU64,
-    /// Account scans compared with the shadow, and those skipped because a write was in doubt.
-    pub scans_compared: AtomicU64,
-    pub scans_skipped: AtomicU64,
+    /// Account scans through the port.
+    pub scans: AtomicU64,
 }
 
 #[allow(dead_code)] // Read by the cluster tests (tools/tests/tigerbeetle.rs).
@@ -67,16 +65,15 @@ impl BackendStats {
 /// `SimBackend` over a TigerBeetle cluster. See the module documentation.
 pub struct TigerBeetleBackend {
     cluster: TigerBeetleLedger,
-    shadow: MemLedger,
+    clock: Arc<SimClock>,
     stats: Arc<BackendStats>,
-    /// Ids of the events of write requests that got no answer and have not been answered since
-    /// (accounts and transfers): until they are, the shadow may lag the cluster.
-    in_doubt: BTreeSet<(bool, u128)>,
+    /// (first cluster timestamp, simulated day) of every day a write was sent on.
+    day_starts: Vec<(u64, Date)>,
 }
 
 impl TigerBeetleBackend {
-    /// A client of cluster `cluster_id` at `addresses` (TigerBeetle's list syntax), with a shadow
-    /// ledger on `clock`; fails if the cluster does not answer or already holds the
+    /// A client of cluster `cluster_id` at `addresses` (TigerBeetle's list syntax) for a
+    /// simulation on `clock`; fails if the cluster does not answer or already holds the
     /// simulation's accounts.
     pub fn connect(
         cluster_id: u128,
@@ -103,9 +100,9 @@ impl TigerBeetleBackend {
         }
         Ok(TigerBeetleBackend {
             cluster,
-            shadow: MemLedger::new(clock),
+            clock,
             stats: Arc::default(),
-            in_doubt: BTreeSet::new(),
+            day_starts: Vec::new(),
         })
     }
 
@@ -138,81 +135,24 @@ impl TigerBeetleBackend {
         }
     }
 
-    /// Checks the cluster's results against the shadow's, then returns the cluster's.
-    fn write<R: Copy + PartialEq + core::fmt::Debug>(
-        &mut self,
-        what: &str,
-        ids: impl Iterator<Item = (bool, u128)>,
-        linked: &[bool],
-        cluster: Result<Vec<R>, LedgerError>,
-        shadow: impl FnOnce(&mut MemLedger) -> Vec<R>,
-        names: (R, R, R),
-    ) -> Result<Vec<R>, LedgerError> {
-        let results = match cluster {
-            Ok(results) => {
-                for id in ids {
-                    self.in_doubt.remove(&id);
-                }
-                results
-            }
-            Err(e) => {
-                if matches!(e, LedgerError::Unavailable { .. }) {
-                    self.stats.unanswered_writes.fetch_add(1, Ordering::SeqCst);
-                    self.in_doubt.extend(ids);
-                }
-                return Err(e);
-            }
-        };
-        let expected = shadow(&mut self.shadow);
-        match agree(linked, &results, &expected, names) {
-            Ok(applied_before) => {
-                self.stats
-                    .applied_before_retry
-                    .fetch_add(applied_before as u64, Ordering::SeqCst);
-            }
-            Err(index) => panic!(
-                "TigerBeetle and the shadow MemLedger disagree on {what} event {index} of {}: \
-                 cluster {:?}, MemLedger {:?} (cluster results {results:?}, MemLedger results \
-                 {expected:?})",
-                results.len(),
-                results.get(index),
-                expected.get(index)
-            ),
+    /// Before a write: on the first of a new simulated day, notes where the day begins on the
+    /// cluster's clock (everything it stamps from now on is later than its latest timestamp).
+    fn note_day(&mut self) -> Result<(), LedgerError> {
+        let today = Date::of(self.clock.now_ns());
+        if self.day_starts.last().is_some_and(|&(_, d)| d >= today) {
+            return Ok(());
         }
-        Ok(results)
+        let latest = self
+            .read(|c| latest_timestamp(c).map_err(|reason| LedgerError::Unavailable { reason }))?;
+        self.day_starts.push((latest + 1, today));
+        Ok(())
     }
 
-    /// The simulation's accounts on the cluster, checked against the shadow's (timestamps
-    /// aside) unless a write is in doubt.
-    fn scan(&mut self) -> Vec<Account> {
-        let mut accounts = self
-            .read(|c| scan_accounts(c))
-            .unwrap_or_else(|e| panic!("TigerBeetle account scan: {e}"));
-        accounts.retain(of_the_chart);
-        accounts.sort_by_key(|a| a.id);
-        if !self.in_doubt.is_empty() {
-            self.stats.scans_skipped.fetch_add(1, Ordering::SeqCst);
-            return accounts;
+    fn written<R>(&mut self, result: Result<R, LedgerError>) -> Result<R, LedgerError> {
+        if matches!(result, Err(LedgerError::Unavailable { .. })) {
+            self.stats.unanswered_writes.fetch_add(1, Ordering::SeqCst);
         }
-        self.stats.scans_compared.fetch_add(1, Ordering::SeqCst);
-        let mut shadow: Vec<Account> = self.shadow.accounts().to_vec();
-        shadow.sort_by_key(|a| a.id);
-        let untimed = |a: &Account| Account { timestamp: 0, ..*a };
-        if accounts.len() != shadow.len() {
-            panic!(
-                "TigerBeetle holds {} accounts, the shadow MemLedger {}",
-                accounts.len(),
-                shadow.len()
-            );
-        }
-        if let Some((c, s)) = accounts
-            .iter()
-            .zip(&shadow)
-            .find(|(c, s)| untimed(c) != untimed(s))
-        {
-            panic!("TigerBeetle and the shadow MemLedger disagree on an account: cluster {c:?}, MemLedger {s:?}");
-        }
-        accounts
+        result
     }
 }
 
@@ -223,102 +163,23 @@ fn of_the_chart(a: &Account) -> bool {
         .is_some_and(|(kind, ledger, _)| kind.code() == a.code && ledger == a.ledger)
 }
 
-/// Whether the cluster's results agree with the shadow's. They must be equal, except where the
-/// cluster had applied a request whose reply never came (the shadow has not seen it): then a
-/// lone event is `exists` on the cluster and `ok` on the shadow, and a linked chain is `exists`
-/// for its first event and `linked_event_failed` for the rest on the cluster and `ok`
-/// throughout on the shadow. `Ok(n)`: agreed, `n` events applied before their retry;
-/// `Err(index)`: the first event that disagrees. `names`: (ok, exists, linked_event_failed).
-pub fn agree<R: Copy + PartialEq>(
-    linked: &[bool],
-    cluster: &[R],
-    shadow: &[R],
-    (ok, exists, linked_failed): (R, R, R),
-) -> Result<usize, usize> {
-    if cluster.len() != shadow.len() || cluster.len() != linked.len() {
-        return Err(cluster.len().min(shadow.len()));
-    }
-    let mut applied_before = 0;
-    let mut start = 0;
-    while start < cluster.len() {
-        // The chain (or lone event) starting at `start`.
-        let mut end = start;
-        while end + 1 < cluster.len() && linked[end] {
-            end += 1;
-        }
-        let chain = start..end + 1;
-        let equal = cluster[chain.clone()] == shadow[chain.clone()];
-        let retried = shadow[chain.clone()].iter().all(|r| *r == ok)
-            && cluster[start] == exists
-            && cluster[start + 1..end + 1]
-                .iter()
-                .all(|r| *r == linked_failed);
-        if retried && !equal {
-            applied_before += chain.len();
-        } else if !equal {
-            return Err(chain
-                .clone()
-                .find(|&i| cluster[i] != shadow[i])
-                .expect("a difference"));
-        }
-        start = end + 1;
-    }
-    Ok(applied_before)
-}
-
 impl Ledger for TigerBeetleBackend {
     fn create_accounts(
         &mut self,
         batch: &[Account],
     ) -> Result<Vec<CreateAccountResult>, LedgerError> {
-        let linked: Vec<bool> = batch
-            .iter()
-            .map(|a| a.flags.contains(acme_ledger::AccountFlags::LINKED))
-            .collect();
-        let cluster = self.cluster.create_accounts(batch);
-        self.write(
-            "create_accounts",
-            batch.iter().map(|a| (false, a.id)),
-            &linked,
-            cluster,
-            |shadow| {
-                shadow
-                    .create_accounts(batch)
-                    .expect("a batch within limits")
-            },
-            (
-                CreateAccountResult::Ok,
-                CreateAccountResult::Exists,
-                CreateAccountResult::LinkedEventFailed,
-            ),
-        )
+        self.note_day()?;
+        let result = self.cluster.create_accounts(batch);
+        self.written(result)
     }
 
     fn create_transfers(
         &mut self,
         batch: &[Transfer],
     ) -> Result<Vec<CreateTransferResult>, LedgerError> {
-        let linked: Vec<bool> = batch
-            .iter()
-            .map(|t| t.flags.contains(TransferFlags::LINKED))
-            .collect();
-        let cluster = self.cluster.create_transfers(batch);
-        self.write(
-            "create_transfers",
-            batch.iter().map(|t| (true, t.id)),
-            &linked,
-            cluster,
-            |shadow| {
-                shadow
-                    .create_transfers(batch)
-                    .expect("a batch within limits")
-            },
-            (
-                CreateTransferResult::Ok,
-                CreateTransferResult::Exists,
-                CreateTransferResult::LinkedEventFailed,
-            ),
-        )
+        self.note_day()?;
+        let result = self.cluster.create_transfers(batch);
+        self.written(result)
     }
 
     fn lookup_accounts(&mut self, ids: &[u128]) -> Result<Vec<Account>, LedgerError> {
@@ -346,12 +207,19 @@ impl Ledger for TigerBeetleBackend {
 }
 
 impl SimBackend for TigerBeetleBackend {
+    /// The simulation's accounts on the cluster, through the port.
     fn all_accounts(&mut self) -> Vec<Account> {
-        self.scan()
+        self.stats.scans.fetch_add(1, Ordering::SeqCst);
+        let mut accounts = self
+            .read(|c| scan_accounts(c))
+            .unwrap_or_else(|e| panic!("TigerBeetle account scan: {e}"));
+        accounts.retain(of_the_chart);
+        accounts
     }
 
-    fn as_mem(&self) -> Option<&MemLedger> {
-        Some(&self.shadow)
+    fn calendar(&self) -> Calendar {
+        Calendar::from_day_starts(self.day_starts.clone())
+            .expect("days are noted in order, each once")
     }
 }
 
@@ -360,53 +228,4 @@ pub fn world(cfg: SimConfig, addresses: &str) -> Result<World, String> {
     let clock = Arc::new(SimClock::default());
     let backend = TigerBeetleBackend::connect(0, addresses, clock.clone())?;
     Ok(World::with_ledger(cfg, clock, Box::new(backend)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::agree;
-
-    const OK: u8 = 0;
-    const EXISTS: u8 = 1;
-    const FAILED: u8 = 2;
-    const OTHER: u8 = 3;
-    const NAMES: (u8, u8, u8) = (OK, EXISTS, FAILED);
-
-    #[test]
-    fn equal_results_agree() {
-        assert_eq!(
-            agree(
-                &[false, true, false],
-                &[OK, OTHER, FAILED],
-                &[OK, OTHER, FAILED],
-                NAMES
-            ),
-            Ok(0)
-        );
-    }
-
-    #[test]
-    fn a_request_applied_before_its_retry_agrees() {
-        // A lone event, then a chain of three: applied by an attempt whose reply was lost.
-        let linked = [false, true, true, false];
-        let cluster = [EXISTS, EXISTS, FAILED, FAILED];
-        let shadow = [OK, OK, OK, OK];
-        assert_eq!(agree(&linked, &cluster, &shadow, NAMES), Ok(4));
-    }
-
-    #[test]
-    fn anything_else_disagrees_at_the_first_difference() {
-        assert_eq!(
-            agree(&[false, false], &[OK, OTHER], &[OK, OK], NAMES),
-            Err(1)
-        );
-        // `exists` on the shadow's failure is not a lost reply.
-        assert_eq!(agree(&[false], &[EXISTS], &[OTHER], NAMES), Err(0));
-        // A chain half applied cannot be.
-        assert_eq!(
-            agree(&[true, false], &[EXISTS, OK], &[OK, OK], NAMES),
-            Err(0)
-        );
-        assert_eq!(agree(&[false], &[OK, OK], &[OK], NAMES), Err(1));
-    }
 }

@@ -333,3 +333,98 @@ fn a_cash_tolerance_absorbs_small_differences() {
         Some(2)
     );
 }
+
+#[test]
+fn a_durable_store_reconciles_read_only_like_its_export() {
+    let dir = std::env::temp_dir().join(format!("acme-recon-cli-{}-store", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (store, export) = (dir.join("store"), dir.join("export"));
+    let out = acme(&[
+        "sim",
+        "--seed",
+        "5",
+        "--days",
+        "2",
+        "--members",
+        "200",
+        "--data",
+        store.to_str().unwrap(),
+        "--export",
+        export.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = std::fs::read_to_string(export.join("ledger/manifest.txt")).unwrap();
+    let date = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("as_of="))
+        .unwrap()
+        .to_string();
+    let listing = |d: &Path| {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&store);
+    let run = |ledger: &Path, holdings_delta: bool| {
+        let p = |rel: &str| {
+            export
+                .join(rel.replace("DATE", &date))
+                .to_string_lossy()
+                .into_owned()
+        };
+        if holdings_delta {
+            let h = p("custodian/holdings-DATE.csv");
+            let t = std::fs::read_to_string(&h).unwrap();
+            std::fs::write(&h, t.replacen(",0.000000\n", ",0.000001\n", 1)).unwrap();
+        }
+        let args = [
+            "recon".to_string(),
+            "--format".into(),
+            "json".into(),
+            "--ledger".into(),
+            ledger.to_string_lossy().into_owned(),
+            "--holdings".into(),
+            p("custodian/holdings-DATE.csv"),
+            "--trades".into(),
+            p("custodian/trades-DATE.csv"),
+            "--cash".into(),
+            p("custodian/cash-DATE.csv"),
+            "--cash".into(),
+            p("bank/cash-DATE.csv"),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = acme(&args);
+        (out.status.code(), json_of(&out))
+    };
+    let (code, from_store) = run(&store, false);
+    assert_eq!(code, Some(0), "{from_store:#}");
+    assert!(from_store["ledger"]
+        .as_str()
+        .is_some_and(|s| s.contains("durable store")));
+    assert!(from_store["levels"][0]["notes"]
+        .to_string()
+        .contains("journal replayed"));
+    let (_, from_export) = run(&export.join("ledger"), false);
+    assert_eq!(from_store["positions"], from_export["positions"]);
+    // Read-only: the store's files are as they were.
+    assert_eq!(listing(&store), before);
+    // A planted difference in the statement (one micro-unit pending) is the one break.
+    let (code, v) = run(&store, true);
+    assert_eq!(code, Some(2), "{v:#}");
+    assert_eq!(v["breaks"].as_array().map(Vec::len), Some(1), "{v:#}");
+    assert_eq!(v["breaks"][0]["kind"], "pending_units");
+    let _ = std::fs::remove_dir_all(&dir);
+}

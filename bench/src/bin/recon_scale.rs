@@ -2,7 +2,11 @@
 //! and positions levels, from an export on disk, as `acme recon` reads it: wall time and peak
 //! memory.
 //!
-//! `cargo run --release -p acme-bench --bin recon_scale [-- MEMBERS DIR]`
+//! `cargo run --release -p acme-bench --bin recon_scale [-- MEMBERS DIR [--journal]]`
+//!
+//! With `--journal` the export also holds a complete journal that explains every balance
+//! (13 transfers a member: 65 million at 5M members, pending transfers and their posts among
+//! them), for `acme recon` to replay; the in-process figure still reads the accounts alone.
 //!
 //! It first writes a consistent ledger export (member cash and unit accounts with seeded
 //! balances, the house accounts holding the totals: every ledger balances and every fund's pots
@@ -17,8 +21,9 @@
 use acme_bench::{peak_rss_bytes, timed};
 use acme_ledger::chart::{self, AccountKind, FundId, LEDGER_CASH_GBP};
 use acme_ledger::export::{
-    encode_account, read_accounts, write_records, write_transfers, RecordKind,
+    encode_account, encode_transfer, read_accounts, write_records, write_transfers, RecordKind,
 };
+use acme_ledger::{Transfer, TransferFlags};
 use acme_processes::calendar::Date;
 use acme_processes::recon::holdings::{
     holdings_csv, parse_holdings, Expect, HoldingLine, HoldingsStatement,
@@ -40,7 +45,7 @@ fn splitmix(mut x: u64) -> u64 {
 }
 
 /// Writes the export; returns the holdings statement that matches it.
-fn generate(dir: &Path, members: u64, as_of: Date) -> HoldingsStatement {
+fn generate(dir: &Path, members: u64, as_of: Date, journal: bool) -> HoldingsStatement {
     std::fs::create_dir_all(dir.join("ledger")).expect("create dir");
     let per_member = 1 + FUNDS.len() as u64;
     let house: Vec<acme_ledger::Account> = chart::house_accounts(&FUNDS);
@@ -96,14 +101,12 @@ fn generate(dir: &Path, members: u64, as_of: Date) -> HoldingsStatement {
     })
     .expect("write accounts");
     w.flush().expect("flush");
-    let mut t =
-        std::fs::File::create(dir.join("ledger").join(TRANSFERS_FILE)).expect("create transfers");
-    write_transfers(&mut t, &[]).expect("write transfers");
+    let transfers = write_journal(dir, members, journal, timestamp);
     let manifest = Manifest {
         as_of,
         accounts: count,
-        transfers: 0,
-        journal_complete: false,
+        transfers,
+        journal_complete: journal,
         settlement_lag_days: 2,
         source: format!("recon_scale {members} members"),
     };
@@ -127,6 +130,90 @@ fn generate(dir: &Path, members: u64, as_of: Date) -> HoldingsStatement {
     st
 }
 
+/// Transfers per member in the journal: a contribution, a buy reserved (pending) and posted,
+/// and each fund's units delivered in two lots.
+const TRANSFERS_PER_MEMBER: u64 = 3 + 2 * FUNDS.len() as u64;
+
+/// The journal that explains the accounts' balances (with `journal`; otherwise an empty file):
+/// per member, the contribution from the bank, the spending reserved then posted to the
+/// custodian's settled cash, and each fund's units delivered from the custodian in two lots.
+/// Recomputes each member's figures from the same seeds as the accounts. Returns the count.
+fn write_journal(dir: &Path, members: u64, journal: bool, mut timestamp: u64) -> u64 {
+    let file =
+        std::fs::File::create(dir.join("ledger").join(TRANSFERS_FILE)).expect("create transfers");
+    let mut w = BufWriter::with_capacity(8 << 20, file);
+    if !journal {
+        write_transfers(&mut w, &[]).expect("write transfers");
+        return 0;
+    }
+    let per_member = 1 + FUNDS.len() as u64;
+    let count = members * TRANSFERS_PER_MEMBER;
+    let bank = chart::house(AccountKind::Bank, LEDGER_CASH_GBP);
+    let custody_cash = chart::house(AccountKind::CustodianSettled, LEDGER_CASH_GBP);
+    let mut current: Vec<Transfer> = Vec::new();
+    write_records(&mut w, RecordKind::Transfers, count, |i| {
+        let (member, k) = (i / TRANSFERS_PER_MEMBER + 1, i % TRANSFERS_PER_MEMBER);
+        if k == 0 {
+            current = member_journal(member, per_member, bank, custody_cash);
+        }
+        timestamp += 1;
+        let mut t = current[k as usize];
+        t.id = 0xB0_0000_0000 + i as u128 + 1;
+        if t.flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
+            t.pending_id = t.id - 1;
+        }
+        t.timestamp = timestamp;
+        encode_transfer(&t)
+    })
+    .expect("write transfers");
+    w.flush().expect("flush");
+    count
+}
+
+/// One member's transfers (ids and timestamps left to the caller).
+fn member_journal(member: u64, per_member: u64, bank: u128, custody_cash: u128) -> Vec<Transfer> {
+    let base = (member - 1) * per_member;
+    let r = splitmix(base);
+    let c = 10_000 + r % 5_000_000;
+    let spent = c / 2 + (r >> 32) % (c / 2);
+    let cash = chart::member_cash(member);
+    let t = |dr: u128, cr: u128, ledger: u32, amount: u64, flags: TransferFlags| Transfer {
+        debit_account_id: dr,
+        credit_account_id: cr,
+        amount: amount as u128,
+        ledger,
+        code: 1,
+        flags,
+        ..Transfer::default()
+    };
+    let mut v = vec![
+        t(bank, cash, LEDGER_CASH_GBP, c, TransferFlags::NONE),
+        t(
+            cash,
+            custody_cash,
+            LEDGER_CASH_GBP,
+            spent,
+            TransferFlags::PENDING,
+        ),
+        t(
+            cash,
+            custody_cash,
+            LEDGER_CASH_GBP,
+            spent,
+            TransferFlags::POST_PENDING_TRANSFER,
+        ),
+    ];
+    for (slot, &fund) in FUNDS.iter().enumerate() {
+        let u = splitmix(base + slot as u64 + 1) % 2_000_000_000;
+        let ledger = chart::fund_ledger(fund);
+        let custodian = chart::house(AccountKind::CustodianSettled, ledger);
+        let units = chart::member_units(member, fund);
+        v.push(t(custodian, units, ledger, u / 2, TransferFlags::NONE));
+        v.push(t(custodian, units, ledger, u - u / 2, TransferFlags::NONE));
+    }
+    v
+}
+
 /// What `acme recon --ledger DIR --holdings DIR/holdings.csv` does, minus printing.
 fn recon(dir: &Path, holdings_text: &str) -> (acme_processes::recon::Report, u64) {
     let ledger = dir.join("ledger");
@@ -135,13 +222,14 @@ fn recon(dir: &Path, holdings_text: &str) -> (acme_processes::recon::Report, u64
         &std::fs::read_to_string(ledger.join(MANIFEST_FILE)).expect("manifest"),
     )
     .expect("valid manifest");
-    let mut scan = LedgerScan::new(manifest.journal_complete);
+    // The accounts alone (the journal replay is measured on the `acme recon` binary).
+    let mut scan = LedgerScan::new(false);
     let file = std::fs::File::open(ledger.join(ACCOUNTS_FILE)).expect("accounts");
     let n = read_accounts(std::io::BufReader::with_capacity(1 << 20, file), |a| {
         scan.account(&a)
     })
     .expect("readable");
-    let facts = scan.finish();
+    let facts = scan.finish().expect("no journal replay");
     let expect = Expect {
         date: Some(manifest.as_of),
         custodian_account: Some(DEFAULT_CUSTODIAN_ACCOUNT.into()),
@@ -170,8 +258,9 @@ fn main() {
         .get(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("acme-recon-scale"));
+    let journal = args.iter().any(|a| a == "--journal");
     let as_of = Date::from_ymd(2026, 1, 15).expect("date");
-    let (st, gen_s) = timed(|| generate(&dir, members, as_of));
+    let (st, gen_s) = timed(|| generate(&dir, members, as_of, journal));
     let rss_after_generate = peak_rss_bytes();
     let holdings_text = holdings_csv(&st);
     let ((report, accounts), recon_s) = timed(|| recon(&dir, &holdings_text));

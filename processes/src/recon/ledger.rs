@@ -11,6 +11,7 @@
 //! The export directory (`acme sim --export`, read by `acme recon --ledger`) holds
 //! `manifest.txt` ([`Manifest`]) and the two record files of `acme_ledger::export`.
 
+use super::replay::{MemSpill, Replay};
 use super::InputError;
 use crate::calendar::Date;
 use crate::messages::TradeId;
@@ -160,46 +161,49 @@ impl LedgerFacts {
     }
 }
 
-#[derive(Clone, Copy)]
-struct PendingInfo {
-    debit: u128,
-    credit: u128,
-    amount: u128,
-    times_out: bool,
-}
-
 /// Folds accounts and transfers into [`LedgerFacts`].
 pub struct LedgerScan {
     facts: LedgerFacts,
-    journal: bool,
-    stored: BTreeMap<u128, (u32, Sums)>,
-    replayed: BTreeMap<u128, Sums>,
-    pending: BTreeMap<u128, PendingInfo>,
-    /// Accounts with a pending transfer that may have timed out: the journal cannot say.
-    unverifiable: BTreeMap<u128, ()>,
+    /// The journal replay, when the transfers fed are the complete journal.
+    replay: Option<Replay>,
+    /// The first error of the replay's spill (reported by [`LedgerScan::finish`]).
+    spill_error: Option<String>,
     trades: BTreeMap<TradeId, LedgerTrade>,
     /// Earliest settlement post of each trade's lines (for trades with nothing net to settle).
     posts_settled: BTreeMap<TradeId, Date>,
     last_class: Option<((u32, u16), Sums)>,
+    /// The business date of a ledger timestamp.
+    calendar: Calendar,
 }
 
 impl LedgerScan {
     /// `journal`: the transfers fed are the complete journal, so replay it and compare every
-    /// account's balances with it.
+    /// account's balances with it (in memory: for small ledgers; see [`LedgerScan::with_replay`]).
     pub fn new(journal: bool) -> LedgerScan {
+        let replay = journal.then(|| Replay::new(Box::new(MemSpill::default()), 1));
+        LedgerScan::with_replay(replay, Calendar::default())
+    }
+
+    /// A scan whose journal replay (if any) spills where `replay` says, dating transfers by
+    /// `calendar`.
+    pub fn with_replay(replay: Option<Replay>, calendar: Calendar) -> LedgerScan {
         LedgerScan {
             facts: LedgerFacts {
-                journal_checked: journal,
+                journal_checked: replay.is_some(),
                 ..LedgerFacts::default()
             },
-            journal,
-            stored: BTreeMap::new(),
-            replayed: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            unverifiable: BTreeMap::new(),
+            replay,
+            spill_error: None,
             trades: BTreeMap::new(),
             posts_settled: BTreeMap::new(),
             last_class: None,
+            calendar,
+        }
+    }
+
+    fn spilled(&mut self, r: Result<(), String>) {
+        if let Err(e) = r {
+            self.spill_error.get_or_insert(e);
         }
     }
 
@@ -240,8 +244,9 @@ impl LedgerScan {
                 }
             }
         }
-        if self.journal {
-            self.stored.insert(a.id, (a.ledger, sums));
+        if let Some(replay) = &mut self.replay {
+            let r = replay.account(a);
+            self.spilled(r);
         }
     }
 
@@ -276,7 +281,7 @@ impl LedgerScan {
                 && (s == Step::SettleCustodianUnits.code()
                     || s == Step::SettleCustodianCash.code()) =>
             {
-                let d = Date::of(t.timestamp);
+                let d = self.calendar.date_of(t.timestamp);
                 let tr = self.trade(cause);
                 tr.settled_on = Some(tr.settled_on.map_or(d, |x| x.min(d)));
             }
@@ -287,7 +292,7 @@ impl LedgerScan {
                 self.trade(trade_of_line).sell_units += t.amount as u64
             }
             s if posted && trade_of_line != 0 && s == Step::SettlePost.code() => {
-                let d = Date::of(t.timestamp);
+                let d = self.calendar.date_of(t.timestamp);
                 let e = self.posts_settled.entry(trade_of_line).or_insert(d);
                 *e = (*e).min(d);
             }
@@ -307,59 +312,14 @@ impl LedgerScan {
             let tr = self.trade(cause);
             tr.revision = tr.revision.max(revision);
         }
-        if self.journal {
-            self.replay(t);
+        if let Some(replay) = &mut self.replay {
+            let r = replay.transfer(t);
+            self.spilled(r);
         }
     }
 
-    fn bal(&mut self, id: u128) -> &mut Sums {
-        self.replayed.entry(id).or_default()
-    }
-
-    fn replay(&mut self, t: &Transfer) {
-        let amount = t.amount as i128;
-        let f = t.flags;
-        if f.contains(TransferFlags::POST_PENDING_TRANSFER)
-            || f.contains(TransferFlags::VOID_PENDING_TRANSFER)
-        {
-            let Some(p) = self.pending.remove(&t.pending_id) else {
-                // A post of a pending transfer the journal does not hold: the accounts cannot be
-                // verified from it.
-                self.unverifiable.insert(t.debit_account_id, ());
-                self.unverifiable.insert(t.credit_account_id, ());
-                return;
-            };
-            let pa = p.amount as i128;
-            let post = f.contains(TransferFlags::POST_PENDING_TRANSFER);
-            let dr = self.bal(p.debit);
-            dr.debits_pending -= pa;
-            if post {
-                dr.debits_posted += amount;
-            }
-            let cr = self.bal(p.credit);
-            cr.credits_pending -= pa;
-            if post {
-                cr.credits_posted += amount;
-            }
-        } else if f.contains(TransferFlags::PENDING) {
-            self.bal(t.debit_account_id).debits_pending += amount;
-            self.bal(t.credit_account_id).credits_pending += amount;
-            self.pending.insert(
-                t.id,
-                PendingInfo {
-                    debit: t.debit_account_id,
-                    credit: t.credit_account_id,
-                    amount: t.amount,
-                    times_out: t.timeout > 0,
-                },
-            );
-        } else {
-            self.bal(t.debit_account_id).debits_posted += amount;
-            self.bal(t.credit_account_id).credits_posted += amount;
-        }
-    }
-
-    pub fn finish(mut self) -> LedgerFacts {
+    /// The facts; an error only when the journal replay's spill failed (a disk full, say).
+    pub fn finish(mut self) -> Result<LedgerFacts, String> {
         self.flush_class();
         for (id, mut t) in std::mem::take(&mut self.trades) {
             if t.settled_on.is_none() && t.net_units == 0 && t.net_cash == 0 {
@@ -368,29 +328,15 @@ impl LedgerScan {
             }
             self.facts.trades.insert(id, t);
         }
-        if self.journal {
-            // A pending transfer with a timeout that is still pending in the journal may have
-            // expired in the ledger (expiry leaves no transfer): its accounts cannot be checked.
-            for p in self.pending.values().filter(|p| p.times_out) {
-                self.unverifiable.insert(p.debit, ());
-                self.unverifiable.insert(p.credit, ());
-            }
-            for (&id, &(ledger, stored)) in &self.stored {
-                if self.unverifiable.contains_key(&id) {
-                    continue;
-                }
-                let replayed = self.replayed.get(&id).copied().unwrap_or_default();
-                if replayed != stored {
-                    self.facts.journal_mismatches.push(AccountFinding {
-                        id,
-                        ledger,
-                        sums: stored,
-                        journal: Some(replayed),
-                    });
-                }
-            }
+        if let Some(e) = self.spill_error {
+            return Err(format!("journal replay: {e}"));
         }
-        self.facts
+        if let Some(replay) = self.replay {
+            self.facts.journal_mismatches = replay
+                .finish()
+                .map_err(|e| format!("journal replay: {e}"))?;
+        }
+        Ok(self.facts)
     }
 }
 
@@ -403,7 +349,94 @@ pub fn scan(accounts: &[Account], transfers: &[Transfer], journal: bool) -> Ledg
     for t in transfers {
         s.transfer(t);
     }
-    s.finish()
+    s.finish().expect("an in-memory replay does not fail")
+}
+
+/// The business date of a ledger timestamp. By default the timestamp's UTC date (a ledger
+/// stamped with real or simulated time); a ledger stamped by a clock of its own (a TigerBeetle
+/// cluster under the simulator, whose days are virtual) is given the first timestamp of each
+/// business day instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Calendar {
+    /// (first timestamp of the day, the day), ascending.
+    day_starts: Vec<(u64, Date)>,
+}
+
+impl Calendar {
+    /// A calendar from the first timestamp of each business day; they must ascend with the
+    /// days.
+    pub fn from_day_starts(mut starts: Vec<(u64, Date)>) -> Result<Calendar, String> {
+        starts.sort();
+        if let Some(w) = starts.windows(2).find(|w| w[0].1 >= w[1].1) {
+            return Err(format!(
+                "day {} begins at timestamp {}, not before day {} at {}",
+                w[0].1, w[0].0, w[1].1, w[1].0
+            ));
+        }
+        Ok(Calendar { day_starts: starts })
+    }
+
+    /// The first day's first timestamp (0 for the default calendar: from the beginning).
+    pub fn first_timestamp(&self) -> u64 {
+        self.day_starts.first().map_or(0, |d| d.0)
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.day_starts.is_empty()
+    }
+
+    pub fn date_of(&self, timestamp: u64) -> Date {
+        if self.day_starts.is_empty() {
+            return Date::of(timestamp);
+        }
+        let i = self
+            .day_starts
+            .partition_point(|&(start, _)| start <= timestamp);
+        // Before the first day's start: that day (the ledger's set-up).
+        self.day_starts[i.saturating_sub(1)].1
+    }
+
+    /// `DATE TIMESTAMP` lines, one day each (the file `acme recon --calendar` reads).
+    pub fn render(&self) -> String {
+        let mut out = String::from("# business day, first ledger timestamp of the day\n");
+        for (ts, d) in &self.day_starts {
+            out += &format!("{d} {ts}\n");
+        }
+        out
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<Calendar, InputError> {
+        let mut starts = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = Some(i as u64 + 1);
+            let l = raw.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let mut parts = l.split_whitespace();
+            let (Some(d), Some(ts), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(InputError::new(
+                    file,
+                    line,
+                    "(line)",
+                    format!("`{l}` is not `DATE TIMESTAMP`"),
+                ));
+            };
+            let d: Date = d
+                .parse()
+                .map_err(|e: String| InputError::new(file, line, "date", e))?;
+            let ts: u64 = ts.parse().map_err(|_| {
+                InputError::new(
+                    file,
+                    line,
+                    "timestamp",
+                    format!("`{ts}` is not a whole number"),
+                )
+            })?;
+            starts.push((ts, d));
+        }
+        Calendar::from_day_starts(starts).map_err(|e| InputError::new(file, None, "date", e))
+    }
 }
 
 /// Describes an account id for people: `member 42 units of fund 3`, `custodian settled (fund 3)`.
@@ -436,6 +469,8 @@ pub fn describe_account(id: u128) -> String {
 pub const MANIFEST_FILE: &str = "manifest.txt";
 pub const ACCOUNTS_FILE: &str = "accounts.bin";
 pub const TRANSFERS_FILE: &str = "transfers.bin";
+/// The ledger's business days ([`Calendar`]), when its clock is not the calendar's.
+pub const CALENDAR_FILE: &str = "calendar.txt";
 
 /// `manifest.txt`: `key=value` lines (`#` starts a comment).
 #[derive(Clone, Debug, PartialEq, Eq)]

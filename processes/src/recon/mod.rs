@@ -26,6 +26,8 @@ pub mod cash;
 pub mod engine;
 pub mod holdings;
 pub mod ledger;
+pub mod replay;
+pub mod source;
 pub mod trades;
 
 use crate::calendar::Date;

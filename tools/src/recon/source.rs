@@ -1,0 +1,346 @@
+//! Where `acme recon` reads the ledger: an export directory, a durable store (read-only), or a
+//! TigerBeetle cluster; and the journal replay's spill on disk.
+//!
+//! All three feed one `LedgerScan`. The store and the cluster are read through the `Ledger`
+//! port by `acme_processes::recon::source::scan_ledger` (paged by timestamp, at the point the
+//! scan starts); the export is read from its record files in chunks. The journal replay spills
+//! its partitions to files in a temporary directory ([`FileSpill`]), so memory does not grow
+//! with the ledger.
+
+use acme_ledger::export::{read_accounts, read_transfers, ExportError};
+use acme_processes::calendar::Date;
+use acme_processes::recon::ledger::{
+    Calendar, LedgerFacts, LedgerScan, Manifest, ACCOUNTS_FILE, CALENDAR_FILE, MANIFEST_FILE,
+    TRANSFERS_FILE,
+};
+use acme_processes::recon::replay::{partitions_for, Replay, Set, Spill};
+use acme_processes::recon::source::{latest_timestamp, scan_ledger, ScanStats};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// What the ledger is as of and how to read its dates, wherever it came from.
+pub struct LedgerRead {
+    pub as_of: Date,
+    pub settlement_lag_days: u32,
+    pub facts: LedgerFacts,
+    /// Where it was read from, for the report.
+    pub source: String,
+    /// For the store and the cluster: what the paged scan read.
+    pub stats: Option<ScanStats>,
+}
+
+/// How the ledger's dates are read when it has no manifest (a store, a cluster).
+pub struct Dating {
+    pub as_of: Option<Date>,
+    pub settlement_lag_days: u32,
+    pub calendar: Calendar,
+    pub spill_dir: Option<PathBuf>,
+}
+
+pub fn shown(p: &Path) -> String {
+    p.display().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The spill
+
+/// The journal replay's partitions as files (one per set and partition, records prefixed with
+/// their length) in a directory of their own, removed when dropped.
+pub struct FileSpill {
+    dir: PathBuf,
+    writers: BTreeMap<(Set, u32), BufWriter<File>>,
+}
+
+impl FileSpill {
+    /// A new spill directory under `parent` (the system's temporary directory if `None`).
+    pub fn new(parent: Option<&Path>) -> Result<FileSpill, String> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let dir = parent.join(format!("acme-recon-spill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("{}: cannot create the spill directory: {e}", shown(&dir)))?;
+        Ok(FileSpill {
+            dir,
+            writers: BTreeMap::new(),
+        })
+    }
+
+    fn path(&self, set: Set, part: u32) -> PathBuf {
+        self.dir.join(format!("{set:?}-{part}").to_lowercase())
+    }
+}
+
+impl Drop for FileSpill {
+    fn drop(&mut self) {
+        self.writers.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Spill for FileSpill {
+    fn append(&mut self, set: Set, part: u32, record: &[u8]) -> Result<(), String> {
+        let w = match self.writers.entry((set, part)) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let path = self.dir.join(format!("{set:?}-{part}").to_lowercase());
+                let f = File::create(&path)
+                    .map_err(|e| format!("{}: cannot create: {e}", shown(&path)))?;
+                v.insert(BufWriter::with_capacity(1 << 16, f))
+            }
+        };
+        let len = u8::try_from(record.len()).map_err(|_| "a spill record over 255 bytes")?;
+        w.write_all(&[len])
+            .and_then(|_| w.write_all(record))
+            .map_err(|e| format!("spill {set:?} {part}: cannot write: {e}"))
+    }
+
+    fn read(
+        &mut self,
+        set: Set,
+        part: u32,
+        f: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        if let Some(mut w) = self.writers.remove(&(set, part)) {
+            w.flush()
+                .map_err(|e| format!("spill {set:?} {part}: cannot write: {e}"))?;
+        } else {
+            return Ok(()); // nothing was appended
+        }
+        let path = self.path(set, part);
+        let file = File::open(&path).map_err(|e| format!("{}: cannot read: {e}", shown(&path)))?;
+        let mut r = BufReader::with_capacity(1 << 16, file);
+        let mut buf = [0u8; 256];
+        loop {
+            let mut len = [0u8; 1];
+            match r.read(&mut len) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Err(format!("{}: cannot read: {e}", shown(&path))),
+            }
+            let body = &mut buf[..len[0] as usize];
+            r.read_exact(body)
+                .map_err(|e| format!("{}: cannot read: {e}", shown(&path)))?;
+            f(body)?;
+        }
+        drop(r);
+        let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
+}
+
+/// A scan whose journal replay spills to disk, sized for about `accounts` accounts.
+fn spilling_scan(
+    journal: bool,
+    accounts: u64,
+    calendar: Calendar,
+    dir: Option<&Path>,
+) -> Result<LedgerScan, String> {
+    let replay = if journal {
+        let spill = FileSpill::new(dir)?;
+        Some(Replay::new(Box::new(spill), partitions_for(accounts)))
+    } else {
+        None
+    };
+    Ok(LedgerScan::with_replay(replay, calendar))
+}
+
+// ---------------------------------------------------------------------------------------------
+// An export directory
+
+fn read_text(p: &Path) -> Result<String, String> {
+    super::read_text(p)
+}
+
+fn export_error(p: &Path, e: ExportError) -> String {
+    match e.record {
+        Some(r) => format!(
+            "{}: record {}: field `{}`: {}",
+            shown(p),
+            r + 1,
+            e.field,
+            e.reason
+        ),
+        None => format!("{}: field `{}`: {}", shown(p), e.field, e.reason),
+    }
+}
+
+/// Ledgers with at least this many accounts show a progress bar (on a terminal).
+const PROGRESS_FROM: u64 = 1_000_000;
+
+fn progress(accounts: u64) -> Option<indicatif::ProgressBar> {
+    (accounts >= PROGRESS_FROM).then(|| {
+        let bar = indicatif::ProgressBar::new(accounts);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {human_pos}/{human_len} accounts ({per_sec}, {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar.set_message("acme recon: reading the ledger");
+        bar
+    })
+}
+
+/// The export directory of `dir` (DIR or DIR/ledger), if it holds a manifest.
+pub fn export_dir(dir: &Path) -> Option<PathBuf> {
+    [dir.to_path_buf(), dir.join("ledger")]
+        .into_iter()
+        .find(|d| d.join(MANIFEST_FILE).exists())
+}
+
+/// Reads an export's ledger directory into facts.
+pub fn read_export(dir: &Path, spill_dir: Option<&Path>) -> Result<LedgerRead, String> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest = Manifest::parse(&shown(&manifest_path), &read_text(&manifest_path)?)
+        .map_err(|e| e.to_string())?;
+    // An export of a ledger with a clock of its own carries its business days.
+    let calendar_path = dir.join(CALENDAR_FILE);
+    let calendar = if calendar_path.exists() {
+        Calendar::parse(&shown(&calendar_path), &read_text(&calendar_path)?)
+            .map_err(|e| e.to_string())?
+    } else {
+        Calendar::default()
+    };
+    let mut scan = spilling_scan(
+        manifest.journal_complete,
+        manifest.accounts,
+        calendar,
+        spill_dir,
+    )?;
+    let accounts_path = dir.join(ACCOUNTS_FILE);
+    let file = File::open(&accounts_path)
+        .map_err(|e| format!("{}: cannot read: {e}", shown(&accounts_path)))?;
+    let bar = progress(manifest.accounts);
+    let mut n: u64 = 0;
+    let count = read_accounts(BufReader::with_capacity(1 << 20, file), |a| {
+        scan.account(&a);
+        n += 1;
+        if n.is_multiple_of(65_536) {
+            if let Some(b) = &bar {
+                b.set_position(n);
+            }
+        }
+    })
+    .map_err(|e| export_error(&accounts_path, e))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    check_count(&manifest_path, "accounts", manifest.accounts, count)?;
+    let transfers_path = dir.join(TRANSFERS_FILE);
+    let file = File::open(&transfers_path)
+        .map_err(|e| format!("{}: cannot read: {e}", shown(&transfers_path)))?;
+    let count = read_transfers(BufReader::with_capacity(1 << 20, file), |t| {
+        scan.transfer(&t)
+    })
+    .map_err(|e| export_error(&transfers_path, e))?;
+    check_count(&manifest_path, "transfers", manifest.transfers, count)?;
+    Ok(LedgerRead {
+        as_of: manifest.as_of,
+        settlement_lag_days: manifest.settlement_lag_days,
+        facts: scan.finish()?,
+        source: shown(dir),
+        stats: None,
+    })
+}
+
+fn check_count(manifest: &Path, field: &str, stated: u64, found: u64) -> Result<(), String> {
+    if stated == found {
+        return Ok(());
+    }
+    let file = if field == "accounts" {
+        ACCOUNTS_FILE
+    } else {
+        TRANSFERS_FILE
+    };
+    Err(format!(
+        "{}: field `{field}`: {stated} but {file} holds {found}",
+        shown(manifest)
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the port: a durable store, a TigerBeetle cluster
+
+/// Reads a ledger through the port at one point, with the journal replayed.
+pub fn read_port(
+    ledger: &mut dyn acme_ledger::Ledger,
+    source: String,
+    dating: &Dating,
+) -> Result<LedgerRead, String> {
+    let latest = latest_timestamp(ledger).map_err(|e| format!("{source}: {e}"))?;
+    let as_of = match dating.as_of {
+        Some(d) => d,
+        None if latest == 0 => {
+            return Err(format!(
+                "{source}: the ledger is empty; give the statement date with --as-of"
+            ))
+        }
+        None => dating.calendar.date_of(latest),
+    };
+    let mut scan = spilling_scan(
+        true,
+        // Unknown before the scan: size the partitions for a large ledger (their files are
+        // created only as records come).
+        32 << 20,
+        dating.calendar.clone(),
+        dating.spill_dir.as_deref(),
+    )?;
+    let stats = scan_ledger(ledger, &mut scan).map_err(|e| format!("{source}: {e}"))?;
+    Ok(LedgerRead {
+        as_of,
+        settlement_lag_days: dating.settlement_lag_days,
+        facts: scan.finish()?,
+        source,
+        stats: Some(stats),
+    })
+}
+
+/// Reads a durable store read-only: its last durable checkpoint plus the log after it, as the
+/// store's own recovery rebuilds them (nothing in the directory is changed, no lock a writer
+/// waits for is taken).
+pub fn read_store(dir: &Path, dating: &Dating) -> Result<LedgerRead, String> {
+    use acme_store_fs::{FileStorage, Mode};
+    let storage = FileStorage::open(dir, Mode::ReadOnly)
+        .map_err(|e| format!("{}: {}", shown(dir), e.reason))?;
+    let mut replayer = acme_ledger_durable::Replayer::new();
+    let (_, recovery) =
+        acme_store::store::Store::open(storage, acme_store::Config::default(), &mut replayer)
+            .map_err(|e| format!("{}: cannot recover the store: {e}", shown(dir)))?;
+    let mut mem = replayer
+        .mem
+        .take()
+        .ok_or_else(|| format!("{}: recovery restored no ledger", shown(dir)))?;
+    let source = format!(
+        "{} (durable store, checkpoint at record {}, {} records replayed, head {})",
+        shown(dir),
+        recovery.checkpoint_seq,
+        recovery.replayed,
+        recovery.head
+    );
+    read_port(&mut mem, source, dating)
+}
+
+/// Reads a TigerBeetle cluster (cluster `cluster_id` at `addresses`).
+#[cfg(feature = "tigerbeetle")]
+pub fn read_tigerbeetle(
+    cluster_id: u128,
+    addresses: &str,
+    dating: &Dating,
+) -> Result<LedgerRead, String> {
+    let mut tb = acme_ledger_tigerbeetle::TigerBeetleLedger::connect(cluster_id, addresses)
+        .map_err(|e| format!("--tigerbeetle {addresses}: {e}"))?;
+    tb.ping()
+        .map_err(|e| format!("--tigerbeetle {addresses}: does not answer: {e}"))?;
+    let source = format!("TigerBeetle cluster {cluster_id} at {addresses}");
+    read_port(&mut tb, source, dating)
+}
+
+#[cfg(not(feature = "tigerbeetle"))]
+pub fn read_tigerbeetle(_: u128, addresses: &str, _: &Dating) -> Result<LedgerRead, String> {
+    Err(format!(
+        "--tigerbeetle {addresses}: this acme was built without TigerBeetle (cargo build \
+         --features tigerbeetle)"
+    ))
+}
