@@ -46,9 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/instructions", post(submit))
         .route("/v1/instructions/{id}", get(instruction))
         .fallback(|| async { Problem::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            Problem::malformed("this method is not allowed on this route")
-        })
+        .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(app)
 }
 

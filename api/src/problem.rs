@@ -69,6 +69,15 @@ impl Problem {
         )
     }
 
+    pub fn method_not_allowed() -> Problem {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this route does not take this method".into(),
+        )
+    }
+
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::CONFLICT, code, "Conflict", detail.into())
     }
