@@ -39,6 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .route("/metrics", get(metrics))
         .route("/v1/funds", get(funds))
         .route("/v1/members", post(register))
         .route("/v1/members/{id}", get(member))
@@ -113,6 +114,32 @@ pub(crate) fn answer_response(a: &Answer, replayed: bool) -> Response {
 
 fn unwrap_response(r: Result<Response, Problem>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Prometheus text: the API journal's group commits (how many requests share a sync, and what
+/// a sync costs) and the requests waiting for intake. Nothing in it is secret, so it needs no
+/// token (a scraper has none).
+async fn metrics(State(app): Shared) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let j = &app.journal.stats;
+    let waiting = IN_FLIGHT_MAX - app.permits.available_permits();
+    let text = format!(
+        "# TYPE acme_api_journal_syncs_total counter\nacme_api_journal_syncs_total {}\n\
+         # TYPE acme_api_journal_records_total counter\nacme_api_journal_records_total {}\n\
+         # TYPE acme_api_journal_sync_seconds_total counter\nacme_api_journal_sync_seconds_total {}\n\
+         # TYPE acme_api_journal_batch_max gauge\nacme_api_journal_batch_max {}\n\
+         # TYPE acme_api_waiting_for_intake gauge\nacme_api_waiting_for_intake {waiting}\n",
+        j.syncs.load(Relaxed),
+        j.records.load(Relaxed),
+        crate::decimal::format(j.sync_micros.load(Relaxed), 6),
+        j.batch_max.load(Relaxed),
+    );
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
 }
 
 async fn funds(State(app): Shared, headers: HeaderMap) -> Response {
