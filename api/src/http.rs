@@ -40,6 +40,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { json(StatusCode::OK, crate::openapi::description()) }),
+        )
         .route("/v1/funds", get(funds))
         .route("/v1/members", post(register))
         .route("/v1/members/{id}", get(member))

@@ -12,6 +12,7 @@
 //! - [`http`] and [`idempotency`]: the routes; [`requests`] and [`views`]: bodies in and out.
 //! - [`auth`]: bearer tokens (hashed) and roles; [`problem`]: `application/problem+json`.
 //! - [`platform`]: the hand-over to intake and the reads of the ledger.
+//! - [`openapi`]: the OpenAPI 3 description (`/openapi.json`), snapshot-tested.
 //!
 //! This is an adapter crate (sockets, files, threads, the wall clock), so it opts out of the
 //! determinism rules `clippy.toml` holds the pure crates to.
@@ -23,6 +24,7 @@ pub mod decimal;
 pub mod http;
 pub mod idempotency;
 pub mod journal;
+pub mod openapi;
 pub mod platform;
 pub mod problem;
 pub mod requests;

@@ -197,6 +197,9 @@ fn every_status_path_of_the_api() {
     let server = Server::start(&data_dir("serve-statuses"));
     let a = server.addr.as_str();
     assert_eq!(send(a, "GET", "/healthz", &[], b"").status, 200);
+    let description = send(a, "GET", "/openapi.json", &[], b"");
+    assert_eq!(description.status, 200, "{description:?}");
+    assert_eq!(description.json()["openapi"], "3.0.3");
     // 401: no token, another scheme, an unknown token.
     assert_problem(&send(a, "GET", "/v1/funds", &[], b""), 401, None);
     assert_problem(
