@@ -532,3 +532,51 @@ fn malformed_bodies_headers_and_tokens_never_get_a_5xx() {
     let r = post(a, "/v1/instructions", CHANNEL, Some("after"), CONTRIBUTE);
     assert_eq!(r.status, 202, "{r:?}");
 }
+
+#[test]
+fn copies_of_one_request_sent_at_once_make_one_instruction() {
+    let server = Server::start(&data_dir("serve-concurrent"));
+    let a = server.addr.clone();
+    assert_eq!(post(&a, "/v1/members", CHANNEL, None, MEMBER).status, 201);
+    // Eight copies at once under one key: the first is taken, the others wait for it (409
+    // while it is in flight) or replay its answer; never a second instruction.
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| post(&a, "/v1/instructions", CHANNEL, Some("same"), CONTRIBUTE)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a reply"))
+            .collect()
+    });
+    let accepted: Vec<&Reply> = replies.iter().filter(|r| r.status == 202).collect();
+    assert!(!accepted.is_empty(), "{replies:?}");
+    for r in &replies {
+        assert!(r.status == 202 || r.status == 409, "{r:?}");
+        if r.status == 409 {
+            assert_problem(r, 409, None);
+        }
+    }
+    assert!(
+        accepted.iter().all(|r| r.body == accepted[0].body),
+        "{accepted:?}"
+    );
+    let fresh = accepted
+        .iter()
+        .filter(|r| r.header("idempotent-replayed").is_none())
+        .count();
+    assert_eq!(fresh, 1, "one first answer, the rest replays: {accepted:?}");
+    let list = get(&a, "/v1/members/M-1/instructions", AUDITOR).json();
+    assert_eq!(
+        list["instructions"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    wait_for_state(
+        &a,
+        accepted[0].header("location").expect("Location"),
+        "completed",
+    );
+    let pot = get(&a, "/v1/members/M-1", AUDITOR).json();
+    assert_eq!(pot["cash"]["available"], "100.00", "{pot}");
+}
