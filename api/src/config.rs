@@ -25,6 +25,8 @@ pub struct Fund {
 pub struct Settings {
     pub funds: Vec<Fund>,
     pub tokens: TokenTable,
+    /// Instructions and registrations waiting for intake at once; beyond it, 429.
+    pub in_flight_max: usize,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +36,8 @@ struct FileConfig {
     funds: Option<Vec<FileFund>>,
     #[serde(default)]
     tokens: Vec<FileToken>,
+    #[serde(default)]
+    in_flight_max: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +166,7 @@ pub fn load(
         None => FileConfig {
             funds: None,
             tokens: Vec::new(),
+            in_flight_max: None,
         },
     };
     let funds = match file.funds {
@@ -194,7 +199,11 @@ pub fn load(
             path.display()
         );
     }
-    Ok(Settings { funds, tokens })
+    Ok(Settings {
+        funds,
+        tokens,
+        in_flight_max: file.in_flight_max.unwrap_or(crate::http::IN_FLIGHT_MAX),
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use tokio::sync::Semaphore;
 
 /// Largest request body taken.
 pub const BODY_MAX: usize = 16 * 1024;
-/// Instructions and registrations waiting for intake at once before new ones get 429.
+/// Instructions and registrations waiting for intake at once before new ones get 429 (by
+/// default; the config's `in_flight_max`).
 pub const IN_FLIGHT_MAX: usize = 8_192;
 
 pub struct App {
@@ -126,7 +127,7 @@ fn unwrap_response(r: Result<Response, Problem>) -> Response {
 async fn metrics(State(app): Shared) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
     let j = &app.journal.stats;
-    let waiting = IN_FLIGHT_MAX - app.permits.available_permits();
+    let waiting = app.settings.in_flight_max - app.permits.available_permits();
     let text = format!(
         "# TYPE acme_api_journal_syncs_total counter\nacme_api_journal_syncs_total {}\n\
          # TYPE acme_api_journal_records_total counter\nacme_api_journal_records_total {}\n\

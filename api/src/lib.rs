@@ -74,12 +74,13 @@ pub fn serve(options: Options) -> Result<(), String> {
         stop(rt);
         return Err(e);
     }
+    let permits = Semaphore::new(settings.in_flight_max);
     let app = Arc::new(http::App {
         settings,
         store: store.clone(),
         journal: journal.clone(),
         platform: platform::Platform::new(rt.gateway(), clock.clone(), rt.ledger()),
-        permits: Semaphore::new(http::IN_FLIGHT_MAX),
+        permits,
     });
     let web = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

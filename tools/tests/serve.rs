@@ -23,6 +23,10 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         std::fs::create_dir_all(dir).expect("data dir");
         let tokens = dir.join("test-tokens");
         std::fs::write(
@@ -35,6 +39,7 @@ impl Server {
             .arg(dir)
             .arg("--tokens")
             .arg(&tokens)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -579,4 +584,53 @@ fn copies_of_one_request_sent_at_once_make_one_instruction() {
     );
     let pot = get(&a, "/v1/members/M-1", AUDITOR).json();
     assert_eq!(pot["cash"]["available"], "100.00", "{pot}");
+}
+
+#[test]
+fn a_config_file_gives_hashed_tokens_and_the_in_flight_bound_past_which_it_is_429() {
+    let dir = data_dir("serve-config");
+    std::fs::create_dir_all(&dir).expect("data dir");
+    let token = "config-token-for-tests-000001";
+    let out = Command::new("sh")
+        .args(["-c", &format!("printf %s '{token}' | sha256sum")])
+        .output()
+        .expect("sha256sum");
+    let hash = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_string();
+    let config = dir.join("config.json");
+    let text =
+        format!(r#"{{"tokens": [{{"role": "channel", "sha256": "{hash}"}}], "in_flight_max": 0}}"#);
+    std::fs::write(&config, text).expect("config");
+    let server = Server::start_with(&dir, &["--config".as_ref(), config.as_os_str()]);
+    let a = server.addr.as_str();
+    assert_eq!(
+        get(a, "/v1/funds", token).status,
+        200,
+        "the hashed token is known"
+    );
+    // Nothing may wait for intake: every registration and instruction is told to come back.
+    for r in [
+        post(a, "/v1/members", token, None, MEMBER),
+        post(a, "/v1/instructions", token, Some("k"), CONTRIBUTE),
+    ] {
+        assert_problem(&r, 429, None);
+        assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+    }
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"in_flight_max": 1, "tokenz": []}"#).expect("config");
+    let refused = Command::new(env!("CARGO_BIN_EXE_acme"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.join("other"))
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("tokenz"),
+        "{refused:?}"
+    );
 }
