@@ -32,6 +32,7 @@ pub struct App {
     pub journal: Journal,
     pub platform: Platform,
     pub permits: Semaphore,
+    pub desk: crate::jobs::Desk,
 }
 
 type Shared = State<Arc<App>>;
@@ -51,6 +52,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/members/{id}/instructions", get(member_instructions))
         .route("/v1/instructions", post(submit))
         .route("/v1/instructions/{id}", get(instruction))
+        .route("/v1/jobs/{job}", post(job))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .with_state(app)
@@ -311,6 +313,23 @@ async fn instruction(
             views::instruction(i, &app.settings.funds),
         ))
     })())
+}
+
+async fn job(
+    State(app): Shared,
+    headers: HeaderMap,
+    job: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    body: Body,
+) -> Response {
+    let run = async {
+        app.caller(&headers)?
+            .require(&[Role::Operations], "running the day's jobs")?;
+        let job = path_id(job)?;
+        let date = crate::jobs::date_of(&read_body(&headers, body).await?)?;
+        let done = crate::jobs::run(&app, &job, date).await?;
+        Ok(json(StatusCode::OK, done))
+    };
+    unwrap_response(run.await)
 }
 
 async fn submit(State(app): Shared, headers: HeaderMap, body: Body) -> Response {

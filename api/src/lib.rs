@@ -10,6 +10,7 @@
 //! - [`journal`]: the API's durable log (group commit, fatal on a failed sync).
 //! - [`store`]: members, keys and instructions, rebuilt from the journal.
 //! - [`http`] and [`idempotency`]: the routes; [`requests`] and [`views`]: bodies in and out.
+//! - [`jobs`]: the day's jobs (cut-off, valuation, settlement) and the simulated custodian.
 //! - [`auth`]: bearer tokens (hashed) and roles; [`problem`]: `application/problem+json`.
 //! - [`platform`]: the hand-over to intake and the reads of the ledger.
 //! - [`openapi`]: the OpenAPI 3 description (`/openapi.json`), snapshot-tested.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod decimal;
 pub mod http;
 pub mod idempotency;
+pub mod jobs;
 pub mod journal;
 pub mod openapi;
 pub mod platform;
@@ -77,9 +79,10 @@ pub fn serve(options: Options) -> Result<(), String> {
     let permits = Semaphore::new(settings.in_flight_max);
     let app = Arc::new(http::App {
         settings,
-        store: store.clone(),
-        journal: journal.clone(),
-        platform: platform::Platform::new(rt.gateway(), clock.clone(), rt.ledger()),
+        store,
+        journal,
+        desk: jobs::Desk::default(),
+        platform: platform::Platform::new(rt.gateway(), clock, rt.ledger()),
         permits,
     });
     let web = tokio::runtime::Builder::new_multi_thread()
@@ -93,13 +96,7 @@ pub fn serve(options: Options) -> Result<(), String> {
             .await
             .map_err(|e| format!("listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        tokio::spawn(platform::dispatch(
-            out_rx,
-            rt.gateway(),
-            store,
-            journal,
-            clock,
-        ));
+        tokio::spawn(platform::dispatch(out_rx, app.clone()));
         tokio::spawn(resume(app.clone()));
         println!("acme serve: listening on http://{addr}");
         let _ = std::io::stdout().flush();

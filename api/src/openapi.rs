@@ -143,6 +143,16 @@ fn paths() -> Value {
             "parameters": id_param("id"),
             "responses": with_auth(json!({"200": ok("the instruction", "Instruction"),
                 "404": problem("no such instruction")}))}},
+        "/v1/jobs/{job}": {"post": {"summary": "Run a day's job for a business date (operations): \
+            cut-off, valuation or settlement; idempotent per job and date",
+            "parameters": [{"name": "job", "in": "path", "required": true,
+                "schema": {"type": "string", "enum": ["cut-off", "valuation", "settlement"]}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["date"], "additionalProperties": false,
+                "properties": {"date": {"type": "string", "format": "date"}}}}}},
+            "responses": with_auth(json!({"200": {"description": "done; the trades it touched"},
+                "404": problem("no such job"), "422": problem("not a date"),
+                "503": problem("the platform did not confirm in time; run it again")}))}},
         "/healthz": {"get": {"summary": "Alive", "security": [], "responses": {"200": {"description": "ok"}}}},
         "/metrics": {"get": {"summary": "Prometheus text", "security": [],
             "responses": {"200": {"description": "metrics"}}}},
@@ -185,6 +195,6 @@ mod tests {
             "api/openapi.json differs from the API: review, then UPDATE_SNAPSHOTS=1 cargo test"
         );
         let paths = description()["paths"].as_object().map(|p| p.len());
-        assert_eq!(paths, Some(9));
+        assert_eq!(paths, Some(10));
     }
 }

@@ -3,9 +3,8 @@
 //! ledger, and takes what the platform sends to members (the outcomes intake reports), keeping
 //! each in the API's journal before acknowledging it, so none is lost to a crash.
 
-use crate::journal::Journal;
 use crate::problem::Problem;
-use crate::store::{Record, Store};
+use crate::store::Record;
 use acme_ledger::{Account, Ledger};
 use acme_processes::messages::{msg_id, Instruction, Message, MsgKind};
 use acme_processes::process::{Envelope, Service};
@@ -55,13 +54,19 @@ impl Platform {
 
     /// Sends `instruction` to intake until intake acknowledges it: then it is durable.
     pub async fn submit(&self, instruction: Instruction) -> Result<(), Problem> {
-        let envelope = Envelope {
+        self.deliver(Envelope {
             id: msg_id(MsgKind::Instruction, instruction.id, 0),
             from: Service::Members,
             to: Service::Intake,
             seq: 0,
             body: Message::Instruction(instruction),
-        };
+        })
+        .await
+    }
+
+    /// Sends a message from outside to its host until the host acknowledges it (its journal
+    /// record is durable).
+    pub async fn deliver(&self, envelope: Envelope) -> Result<(), Problem> {
         let deadline = Instant::now() + ACK_PATIENCE;
         while Instant::now() < deadline {
             let ack = match self.gateway.send_acknowledged(envelope.clone()) {
@@ -78,10 +83,21 @@ impl Platform {
             }
         }
         Err(Problem::unavailable(
-            "intake did not confirm the instruction in time; send it again with the same \
-             Idempotency-Key",
+            "the platform did not confirm in time; send it again (with the same \
+             Idempotency-Key)",
             RETRY_AFTER_S,
         ))
+    }
+
+    /// Acknowledges `envelope` as `by` (an outside party that has taken it).
+    pub fn acknowledge(&self, envelope: &Envelope, by: Service) {
+        let _ = self.gateway.send(Envelope {
+            id: acme_processes::host::ack_id(envelope.id, by),
+            from: by,
+            to: envelope.from,
+            seq: 0,
+            body: Message::Ack { id: envelope.id },
+        });
     }
 
     /// The accounts found among `ids` (the ledger leaves out those that do not exist).
@@ -105,38 +121,30 @@ impl Platform {
     }
 }
 
-/// Takes what the platform sends out to members: each status is journaled, applied, then
-/// acknowledged (intake sends it again until then). Runs until the runtime stops.
-pub async fn dispatch(
-    mut outside: mpsc::UnboundedReceiver<Envelope>,
-    gateway: Gateway,
-    store: Arc<Mutex<Store>>,
-    journal: Journal,
-    clock: Arc<dyn Clock>,
-) {
+/// Takes what the platform sends out: each status for a member is journaled, applied, then
+/// acknowledged (intake sends it again until then); what goes to the custodian is the
+/// simulated custodian's ([`crate::jobs::on_message`]). Runs until the runtime stops.
+pub async fn dispatch(mut outside: mpsc::UnboundedReceiver<Envelope>, app: Arc<crate::http::App>) {
     while let Some(envelope) = outside.recv().await {
+        if envelope.to == Service::Custodian {
+            crate::jobs::on_message(&app, envelope);
+            continue;
+        }
         let Message::InstructionStatus { id, state } = envelope.body else {
-            // Acknowledgements were handed to their waiters by the gateway; the custodian and
-            // scheduler sides are not run by this front end yet.
+            // Acknowledgements were handed to their waiters by the gateway.
             continue;
         };
         let record = Record::Status {
             instruction: id,
             state,
-            at: clock.now(),
+            at: app.platform.now(),
         };
-        if journal.append(&record).await.is_err() {
+        if app.journal.append(&record).await.is_err() {
             return;
         }
-        if let Ok(mut s) = store.lock() {
+        if let Ok(mut s) = app.store.lock() {
             s.apply(record, true);
         }
-        let _ = gateway.send(Envelope {
-            id: acme_processes::host::ack_id(envelope.id, Service::Members),
-            from: Service::Members,
-            to: envelope.from,
-            seq: 0,
-            body: Message::Ack { id: envelope.id },
-        });
+        app.platform.acknowledge(&envelope, Service::Members);
     }
 }

@@ -634,3 +634,94 @@ fn a_config_file_gives_hashed_tokens_and_the_in_flight_bound_past_which_it_is_42
         "{refused:?}"
     );
 }
+
+/// Runs a day's job as operations; the answer's trade count.
+fn job(addr: &str, name: &str, date: &str) -> Option<u64> {
+    let r = post(
+        addr,
+        &format!("/v1/jobs/{name}"),
+        OPERATIONS,
+        None,
+        &format!(r#"{{"date": "{date}"}}"#),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["trades"].as_u64()
+}
+
+#[test]
+fn an_investment_is_placed_priced_and_settled_by_the_day_jobs_with_the_simulated_custodian() {
+    let server = Server::start(&data_dir("serve-day-jobs"));
+    let a = server.addr.clone();
+    assert_eq!(post(&a, "/v1/members", CHANNEL, None, MEMBER).status, 201);
+    let pay_in = post(&a, "/v1/instructions", CHANNEL, Some("c"), CONTRIBUTE);
+    wait_for_state(
+        &a,
+        pay_in.header("location").expect("Location"),
+        "completed",
+    );
+    let isin = "GB00ACME0019";
+    let body =
+        format!(r#"{{"member_id": "M-1", "kind": "invest", "fund": "{isin}", "amount": "40.00"}}"#);
+    let invest = post(&a, "/v1/instructions", CHANNEL, Some("i"), &body);
+    assert_eq!(invest.status, 202, "{invest:?}");
+    let dealing = invest.json()["dealing_date"]
+        .as_str()
+        .expect("a dealing date")
+        .to_string();
+    // Only operations run jobs; a job needs a real date.
+    let r = post(
+        &a,
+        "/v1/jobs/cut-off",
+        CHANNEL,
+        None,
+        &format!(r#"{{"date": "{dealing}"}}"#),
+    );
+    assert_problem(&r, 403, None);
+    let r = post(
+        &a,
+        "/v1/jobs/cut-off",
+        OPERATIONS,
+        None,
+        r#"{"date": "2026-02-30"}"#,
+    );
+    assert_problem(&r, 422, Some("date"));
+    let r = post(
+        &a,
+        "/v1/jobs/lunch",
+        OPERATIONS,
+        None,
+        r#"{"date": "2026-02-03"}"#,
+    );
+    assert_problem(&r, 404, None);
+    // The order reaches aggregation once intake has reserved its cash (the ledger shows it),
+    // and must be there before the cut-off, or it trades the next dealing day.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&a, "/v1/members/M-1", AUDITOR).json()["cash"]["reserved"] != "40.00" {
+        assert!(Instant::now() < deadline, "the order was never reserved");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Twice: one cut-off (its message id is the date's).
+    assert_eq!(job(&a, "cut-off", &dealing), None);
+    assert_eq!(job(&a, "cut-off", &dealing), None);
+    // The trade reaches the custodian just after the cut-off is committed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while job(&a, "valuation", &dealing) == Some(0) {
+        assert!(Instant::now() < deadline, "no trade reached the custodian");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(job(&a, "valuation", &dealing), Some(0), "priced once");
+    let date: acme_processes::calendar::Date = dealing.parse().expect("a date");
+    let settle = date.add_business_days(2).to_string();
+    assert_eq!(job(&a, "settlement", &settle), Some(1));
+    let done = wait_for_state(&a, invest.header("location").expect("Location"), "settled");
+    assert_eq!(done["dealing_date"], dealing.as_str());
+    let pot = get(&a, "/v1/members/M-1", AUDITOR).json();
+    assert_eq!(pot["cash"]["available"], "60.00", "{pot}");
+    assert_eq!(pot["funds"][0]["isin"], isin, "{pot}");
+    assert_eq!(
+        pot["funds"][0]["units_settled"], "40.000000",
+        "at £1 a unit: {pot}"
+    );
+    assert_eq!(pot["value"], "100.00", "{pot}");
+}
