@@ -141,6 +141,14 @@ async fn metrics(State(app): Shared) -> Response {
         crate::decimal::format(j.sync_micros.load(Relaxed), 6),
         j.batch_max.load(Relaxed),
     );
+    let mut text = text;
+    text.push_str("# TYPE acme_day_job_last_success_seconds gauge\n");
+    for (job, at) in app.desk.last_success() {
+        let seconds = crate::decimal::format(at / 1_000, 6);
+        text.push_str(&format!(
+            "acme_day_job_last_success_seconds{{job=\"{job}\"}} {seconds}\n"
+        ));
+    }
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -16,12 +16,13 @@
 
 use crate::http::App;
 use crate::problem::Problem;
-use acme_processes::calendar::{Date, Schedule};
+use acme_processes::calendar::{Date, Schedule, Ts};
 use acme_processes::messages::{msg_id, Confirmation, Message, MsgKind, TradeId};
 use acme_processes::money::Price;
 use acme_processes::process::{Envelope, Service};
 use acme_sim::custodian::{Behaviour, Custodian, Outcome, PricedTrade};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The simulated custodian's seed: its fills are drawn from it (all whole here).
@@ -29,7 +30,12 @@ const CUSTODIAN_SEED: u64 = 13;
 
 pub struct Desk {
     custodian: Mutex<Custodian>,
+    /// Each job's last success (the clock's reading), for `/metrics`.
+    last_success: Mutex<BTreeMap<&'static str, Ts>>,
 }
+
+/// The jobs there are.
+pub const JOBS: [&str; 3] = ["cut-off", "valuation", "settlement"];
 
 impl Default for Desk {
     fn default() -> Desk {
@@ -42,6 +48,7 @@ impl Default for Desk {
         let lag = Schedule::default().settlement_lag_days;
         Desk {
             custodian: Mutex::new(Custodian::new(CUSTODIAN_SEED, plain, lag)),
+            last_success: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -80,6 +87,14 @@ fn settlement(p: &PricedTrade) -> Envelope {
 }
 
 impl Desk {
+    /// Each job's last success so far.
+    pub fn last_success(&self) -> BTreeMap<&'static str, Ts> {
+        self.last_success
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Custodian>, Problem> {
         self.custodian
             .lock()
@@ -141,6 +156,12 @@ pub async fn run(app: &App, job: &str, date: Date) -> Result<Value, Problem> {
     };
     for envelope in sends {
         app.platform.deliver(envelope).await?;
+    }
+    if let (Some(name), Ok(mut last)) = (
+        JOBS.iter().find(|j| **j == job),
+        app.desk.last_success.lock(),
+    ) {
+        last.insert(name, app.platform.now());
     }
     Ok(json!({"job": job, "date": date.to_string(), "trades": trades}))
 }

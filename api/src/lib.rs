@@ -11,6 +11,7 @@
 //! - [`store`]: members, keys and instructions, rebuilt from the journal.
 //! - [`http`] and [`idempotency`]: the routes; [`requests`] and [`views`]: bodies in and out.
 //! - [`jobs`]: the day's jobs (cut-off, valuation, settlement) and the simulated custodian.
+//! - [`scheduler`]: those jobs on a timer (`--day-jobs`).
 //! - [`auth`]: bearer tokens (hashed) and roles; [`problem`]: `application/problem+json`.
 //! - [`platform`]: the hand-over to intake and the reads of the ledger.
 //! - [`openapi`]: the OpenAPI 3 description (`/openapi.json`), snapshot-tested.
@@ -30,6 +31,7 @@ pub mod openapi;
 pub mod platform;
 pub mod problem;
 pub mod requests;
+pub mod scheduler;
 pub mod store;
 pub mod views;
 
@@ -51,6 +53,8 @@ pub struct Options {
     pub data: PathBuf,
     pub config: Option<PathBuf>,
     pub tokens: Option<PathBuf>,
+    /// Run the day's jobs on their timer ([`scheduler`]); otherwise operations run them.
+    pub day_jobs: bool,
 }
 
 /// How long in-flight requests get to finish after a stop signal.
@@ -98,6 +102,9 @@ pub fn serve(options: Options) -> Result<(), String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         tokio::spawn(platform::dispatch(out_rx, app.clone()));
         tokio::spawn(resume(app.clone()));
+        if options.day_jobs {
+            tokio::spawn(scheduler::run(app.clone()));
+        }
         println!("acme serve: listening on http://{addr}");
         let _ = std::io::stdout().flush();
         axum::serve(listener, http::router(app.clone()))

@@ -45,6 +45,10 @@ impl Platform {
         self.clock.now()
     }
 
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// Drops the ledger connection (the runtime's clean stop waits for every one to go).
     pub fn close_ledger(&self) {
         if let Ok(mut l) = self.ledger.lock() {

@@ -87,6 +87,10 @@ struct ServeArgs {
     /// Tokens file: lines `ROLE TOKEN` (channel, operations, auditor).
     #[arg(long, value_name = "FILE")]
     tokens: Option<std::path::PathBuf>,
+    /// Run the day's jobs (settlement, cut-off, valuation) on their timer on business days;
+    /// without it, operations run them through POST /v1/jobs/{job}.
+    #[arg(long)]
+    day_jobs: bool,
 }
 
 #[derive(clap::Args)]
@@ -164,6 +168,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         data: args.data,
         config: args.config,
         tokens: args.tokens,
+        day_jobs: args.day_jobs,
     };
     match acme_api::serve(options) {
         Ok(()) => ExitCode::SUCCESS,

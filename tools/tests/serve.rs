@@ -724,4 +724,9 @@ fn an_investment_is_placed_priced_and_settled_by_the_day_jobs_with_the_simulated
         "at £1 a unit: {pot}"
     );
     assert_eq!(pot["value"], "100.00", "{pot}");
+    let metrics = send(&a, "GET", "/metrics", &[], b"").body;
+    for j in ["cut-off", "valuation", "settlement"] {
+        let line = format!("acme_day_job_last_success_seconds{{job=\"{j}\"}}");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
 }
