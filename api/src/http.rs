@@ -33,6 +33,8 @@ pub struct App {
     pub platform: Platform,
     pub permits: Semaphore,
     pub desk: crate::jobs::Desk,
+    /// Set once what a crash cut short has been finished (see `resume` in lib.rs).
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 type Shared = State<Arc<App>>;
@@ -40,7 +42,7 @@ type Shared = State<Arc<App>>;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
@@ -121,6 +123,15 @@ pub(crate) fn answer_response(a: &Answer, replayed: bool) -> Response {
 
 fn unwrap_response(r: Result<Response, Problem>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// 200 once the keys a crash left unanswered are finished; 503 before.
+async fn readyz(State(app): Shared) -> Response {
+    if app.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        "ready\n".into_response()
+    } else {
+        Problem::unavailable("finishing what the last run left unanswered", 1).into_response()
+    }
 }
 
 /// Prometheus text: the API journal's group commits (how many requests share a sync, and what

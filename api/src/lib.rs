@@ -86,6 +86,7 @@ pub fn serve(options: Options) -> Result<(), String> {
         store,
         journal,
         desk: jobs::Desk::default(),
+        ready: Default::default(),
         platform: platform::Platform::new(rt.gateway(), clock, rt.ledger()),
         permits,
     });
@@ -154,7 +155,7 @@ fn house_accounts(rt: &Runtime) -> Result<(), String> {
 async fn resume(app: Arc<http::App>) {
     let unanswered = match app.store.lock() {
         Ok(s) => s.unanswered(),
-        Err(_) => return,
+        Err(_) => return, // never ready: the state is unusable
     };
     for (caller, key, id) in unanswered {
         if let Err(p) = idempotency::finish(&app, &caller, &key, id).await {
@@ -164,6 +165,7 @@ async fn resume(app: Arc<http::App>) {
             );
         }
     }
+    app.ready.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 async fn stop_signal() {

@@ -154,6 +154,9 @@ fn paths() -> Value {
                 "404": problem("no such job"), "422": problem("not a date"),
                 "503": problem("the platform did not confirm in time; run it again")}))}},
         "/healthz": {"get": {"summary": "Alive", "security": [], "responses": {"200": {"description": "ok"}}}},
+        "/readyz": {"get": {"summary": "Ready: what the last run left unanswered is finished",
+            "security": [], "responses": {"200": {"description": "ready"},
+                "503": problem("not yet; see Retry-After")}}},
         "/metrics": {"get": {"summary": "Prometheus text", "security": [],
             "responses": {"200": {"description": "metrics"}}}},
         "/openapi.json": {"get": {"summary": "This description", "security": [],
@@ -195,6 +198,6 @@ mod tests {
             "api/openapi.json differs from the API: review, then UPDATE_SNAPSHOTS=1 cargo test"
         );
         let paths = description()["paths"].as_object().map(|p| p.len());
-        assert_eq!(paths, Some(10));
+        assert_eq!(paths, Some(11));
     }
 }

@@ -92,6 +92,11 @@ fn a_kill_9_under_load_loses_no_accepted_instruction_and_duplicates_none() {
     }
     assert_eq!(ids.len(), CLIENTS * PER_CLIENT);
     let a = server.addr.clone();
+    let ready = send(&a, "GET", "/readyz", &[], b"");
+    assert_eq!(
+        ready.status, 200,
+        "ready once the unanswered keys are finished: {ready:?}"
+    );
     for c in 0..CLIENTS {
         let list = get(&a, &format!("/v1/members/C-{c}/instructions"), AUDITOR).json();
         let listed = list["instructions"].as_array().map_or(0, Vec::len);
