@@ -15,13 +15,14 @@ use crate::{Activity, Alerts, HostStatus};
 use acme_ledger::LedgerError;
 use acme_processes::calendar::Ts;
 use acme_processes::host::{Delivery, Host, Io, ProcessStore, Ticket};
+use acme_processes::messages::Message;
 use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Process, Service};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// How long a stopped host waits (real time) before it is recovered again.
 pub const RECOVERY_RETRY: Duration = Duration::from_secs(1);
@@ -47,6 +48,45 @@ pub(crate) struct Bus {
     pub(crate) hosts: BTreeMap<Service, mpsc::UnboundedSender<Event>>,
     pub(crate) outside: mpsc::UnboundedSender<Envelope>,
     pub(crate) activity: Arc<Activity>,
+    pub(crate) acks: AckWaiters,
+}
+
+/// Who waits for the acknowledgement of which message handed in from outside: a host
+/// acknowledges a message only once the record that took it is durable, so an API front end
+/// that waits here answers its caller only after the commit.
+#[derive(Default)]
+pub(crate) struct AckWaiters {
+    waiting: Mutex<std::collections::HashMap<u128, Vec<oneshot::Sender<()>>>>,
+    /// The map's size at the last sweep of abandoned waiters.
+    swept_at: AtomicU64,
+}
+
+/// Waiters given up on (their receiver dropped) are swept once the map has grown this much
+/// past its size at the last sweep, so a message never acknowledged does not leak a waiter.
+const ACK_SWEEP_GROWTH: usize = 4096;
+
+impl AckWaiters {
+    pub(crate) fn register(&self, id: u128) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.waiting.lock().expect("ack waiters lock");
+        waiting.entry(id).or_default().push(tx);
+        let swept_at = self.swept_at.load(Ordering::Relaxed) as usize;
+        if waiting.len() > swept_at + ACK_SWEEP_GROWTH {
+            waiting.retain(|_, senders| {
+                senders.retain(|s| !s.is_closed());
+                !senders.is_empty()
+            });
+            self.swept_at.store(waiting.len() as u64, Ordering::Relaxed);
+        }
+        rx
+    }
+
+    fn acknowledged(&self, id: u128) {
+        let senders = self.waiting.lock().expect("ack waiters lock").remove(&id);
+        for s in senders.into_iter().flatten() {
+            let _ = s.send(());
+        }
+    }
 }
 
 impl Bus {
@@ -61,7 +101,12 @@ impl Bus {
                 }
                 sent
             }
-            None => self.outside.send(envelope).is_ok(),
+            None => {
+                if let Message::Ack { id } = envelope.body {
+                    self.acks.acknowledged(id);
+                }
+                self.outside.send(envelope).is_ok()
+            }
         }
     }
 }

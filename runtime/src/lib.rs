@@ -307,6 +307,21 @@ impl Gateway {
             Err(Undeliverable::Stopped(to))
         }
     }
+
+    /// Sends as [`Gateway::send`] and gives a receiver that completes when the host it went to
+    /// acknowledges it, which a host does only once the journal record that took the message
+    /// is durable (a duplicate is acknowledged again). The acknowledgement still goes out on
+    /// [`Config::outside`] too. The bus does not lose messages, but a host that is down or
+    /// being recovered does not take them: a caller that hears nothing sends again.
+    pub fn send_acknowledged(
+        &self,
+        envelope: Envelope,
+    ) -> Result<tokio::sync::oneshot::Receiver<()>, Undeliverable> {
+        // Registered before the send: the acknowledgement can come before `send` returns.
+        let ack = self.bus.acks.register(envelope.id);
+        self.send(envelope)?;
+        Ok(ack)
+    }
 }
 
 struct HostHandle {
@@ -412,6 +427,7 @@ impl Runtime {
             hosts: mailboxes.clone(),
             outside,
             activity: activity.clone(),
+            acks: Default::default(),
         });
         let mut hosts = Vec::new();
         for ((spec, store), mailbox) in processes.into_iter().zip(stores).zip(receivers) {

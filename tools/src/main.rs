@@ -23,6 +23,8 @@
 //!   read from their journals in DIR/processes/<service>/ (read-only).
 //! - `acme dead-letters redrive --data DIR --process NAME --id N`: asks a stopped process to
 //!   handle a dead letter again when it next starts.
+//! - `acme serve --listen ADDR --data DIR [--config FILE] [--tokens FILE]`: the HTTP API
+//!   (`acme-api`) on the platform's processes, until SIGTERM or ctrl-c (a clean stop).
 //!
 //! This is an adapter crate: it may read the wall clock (to report `wall_ms`) and touch files;
 //! the crates it drives may not. Hence it opts out of the determinism rules of `clippy.toml`.
@@ -66,6 +68,29 @@ enum Command {
     Ledger(ledger_cmd::LedgerArgs),
     /// List the processes' dead letters, and re-drive one once its code is fixed.
     DeadLetters(dead_letters::DeadLettersArgs),
+    /// Serve the HTTP API on the platform's processes, with the durable ledger in DIR.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Data directory: the processes' journals, the durable ledger, the API's journal (and
+    /// development tokens in DIR/tokens when no tokens are configured).
+    #[arg(long, value_name = "DIR")]
+    data: std::path::PathBuf,
+    /// Configuration file (JSON: funds, tokens as SHA-256 hashes); defaults without one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Tokens file: lines `ROLE TOKEN` (channel, operations, auditor).
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<std::path::PathBuf>,
+    /// Run the day's jobs (settlement, cut-off, valuation) on their timer on business days;
+    /// without it, operations run them through POST /v1/jobs/{job}.
+    #[arg(long)]
+    day_jobs: bool,
 }
 
 #[derive(clap::Args)]
@@ -133,6 +158,24 @@ fn main() -> ExitCode {
         Command::Recon(args) => recon::main(args),
         Command::Ledger(args) => ledger_cmd::main(args),
         Command::DeadLetters(args) => dead_letters::main(args),
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let options = acme_api::Options {
+        listen: args.listen,
+        data: args.data,
+        config: args.config,
+        tokens: args.tokens,
+        day_jobs: args.day_jobs,
+    };
+    match acme_api::serve(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("acme serve: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
