@@ -698,7 +698,7 @@ pub const DRAIN_BUSINESS_DAYS_MAX: u32 = 15;
 /// has about a million events in all, spread over its hours).
 pub const EVENTS_AT_ONE_INSTANT_MAX: u64 = 2_000_000;
 
-/// How long the bus waits before offering a message again to a consumer that was down.
+/// How long after a stopped consumer is back the bus offers it what it kept (see `World::parked`).
 pub const REDELIVERY_NS: Ts = 500 * 1_000_000;
 
 /// How long a host waits before retrying an unreachable ledger.
