@@ -12,6 +12,10 @@
 //! - `--file-driven-max N` (default 100000): sizes up to N are also driven on real files, one
 //!   record, one write and three fdatasyncs per input, as a host on files does.
 //! - `--cycle-gap-s S` (default 86400): virtual seconds between the starts of two cycles.
+//! - `--members N` (default 1000): the population cycling. With 1,000 every size is past the
+//!   onboarding, so the three hosts hold the same live state and differ only in history, which
+//!   is what the figure is about; with 10,000 the 1,000-input host has met a tenth of them and
+//!   restores a tenth of the state.
 //! - `--reps R` (default 5): recoveries per figure; the median is reported.
 //! - `--segment-mib M` (default: a process log's, 8): the size at which the log starts a new
 //!   segment file.
@@ -23,7 +27,7 @@
 //! to `--file-driven-max` a third host is driven on the real files and its directory is checked
 //! to be identical); and, for comparison, a log holding only the snapshot and its tail.
 //!
-//! The process is Intake, fed by 10,000 members cycling: in each cycle every member sends one
+//! The process is Intake, fed by `--members` members cycling: in each cycle every member sends one
 //! instruction, 1 ms apart (an onboarding in the first cycle, a contribution in every later
 //! one); intake batches them (about 50 per 50 ms flush), the ledger answers every request with
 //! `ok` at once, and the members acknowledge every status, so intake retires every instruction
@@ -51,7 +55,6 @@ use acme_store_fs::{FileStorage, Mode};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-const MEMBERS: u64 = 10_000;
 const FUNDS: [FundId; 5] = [1, 2, 3, 4, 5];
 const PROFILES: usize = 3;
 const INSTRUCTION_GAP_NS: Ts = NS_PER_SEC / 1_000;
@@ -123,19 +126,21 @@ struct Driver {
     now: Ts,
     start: Ts,
     cycle_gap: Ts,
+    members: u64,
     /// The next instruction: (cycle, member index).
     cycle: u64,
     member: u64,
 }
 
 impl Driver {
-    fn new(cycle_gap: Ts) -> Driver {
+    fn new(cycle_gap: Ts, members: u64) -> Driver {
         let start = "2026-11-23".parse::<Date>().unwrap().at_minute(9 * 60);
         Driver {
             io: BenchIo::default(),
             now: start,
             start,
             cycle_gap,
+            members,
             cycle: 0,
             member: 0,
         }
@@ -158,7 +163,7 @@ impl Driver {
             }
         };
         self.member += 1;
-        if self.member == MEMBERS {
+        if self.member == self.members {
             self.member = 0;
             self.cycle += 1;
         }
@@ -328,6 +333,7 @@ struct Args {
     dir: PathBuf,
     file_driven_max: u64,
     cycle_gap: Ts,
+    members: u64,
     reps: usize,
     /// The log's segment size (the store's default unless `--segment-mib`).
     config: Config,
@@ -339,6 +345,7 @@ fn args() -> Args {
         dir: std::env::temp_dir().join(format!("acme-host-recovery-{}", std::process::id())),
         file_driven_max: 100_000,
         cycle_gap: 86_400 * NS_PER_SEC,
+        members: 1_000,
         reps: 5,
         config: acme_processes::host::log_store::journal_config(),
     };
@@ -351,6 +358,7 @@ fn args() -> Args {
             "--dir" => a.dir = PathBuf::from(value),
             "--file-driven-max" => a.file_driven_max = value.parse().unwrap(),
             "--cycle-gap-s" => a.cycle_gap = value.parse::<u64>().unwrap() * NS_PER_SEC,
+            "--members" => a.members = value.parse().unwrap(),
             "--reps" => a.reps = value.parse().unwrap(),
             "--segment-mib" => a.config.segment_bytes_max = value.parse::<u64>().unwrap() << 20,
             other => panic!("unknown option {other}"),
@@ -388,11 +396,11 @@ struct Run {
 }
 
 impl Run {
-    fn new(cycle_gap: Ts, config: Config) -> Run {
-        let mut mem_driver = Driver::new(cycle_gap);
+    fn new(cycle_gap: Ts, members: u64, config: Config) -> Run {
+        let mut mem_driver = Driver::new(cycle_gap, members);
         let mut mem = Host::new(Service::Intake, intake);
         mem.recover(mem_driver.now, &mut mem_driver.io).unwrap();
-        let mut log_driver = Driver::new(cycle_gap);
+        let mut log_driver = Driver::new(cycle_gap, members);
         let store = LogStore::create_with(MemStorage::new(), 1, config).unwrap();
         let mut log = Host::with_store(Service::Intake, intake, store);
         log.recover(log_driver.now, &mut log_driver.io).unwrap();
@@ -528,7 +536,7 @@ fn measure(args: &Args, root: &Path, label: String, run: &mut Run) -> Row {
         let dir = root.join(format!("driven-{n}"));
         let storage = FileStorage::open(&dir, Mode::ReadWrite).expect("open dir");
         let store = LogStore::create_with(storage, 1, args.config).expect("create log");
-        let mut d = Driver::new(args.cycle_gap);
+        let mut d = Driver::new(args.cycle_gap, args.members);
         let mut h = Host::with_store(Service::Intake, intake, store);
         h.recover(d.now, &mut d.io).unwrap();
         let ((), s) = timed(|| d.run_to(&mut h, n));
@@ -576,23 +584,29 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     println!(
-        "intake, {MEMBERS} members cycling, one cycle every {} s of virtual time; default \
+        "intake, {} members cycling, one cycle every {} s of virtual time; default \
          snapshot policy; log segments of {} MiB; files under {}",
+        args.members,
         args.cycle_gap / NS_PER_SEC,
         args.config.segment_bytes_max >> 20,
         root.display()
     );
 
-    let mut run = Run::new(args.cycle_gap, args.config);
+    let mut run = Run::new(args.cycle_gap, args.members, args.config);
     let mut rows = Vec::new();
     for &n in &args.sizes {
         run.run_to(n);
         rows.push(measure(&args, &root, format!("{n}"), &mut run));
     }
-    // The worst case after the largest size: the longest tail the policy lets grow (one record
-    // short of the next snapshot).
-    let worst = SnapshotPolicy::default().every_records as usize - 1;
-    while run.mem.store().records() < worst {
+    // The worst case after the largest size: the longest tail the policy lets grow, one
+    // record short of the next snapshot (by records, or by bytes: two records' worth short).
+    let every_records = SnapshotPolicy::default().every_records;
+    loop {
+        let (records, bytes, bytes_due) = run.mem.since_snapshot();
+        let record_bytes = bytes / records.max(1);
+        if records + 1 >= every_records || bytes + 2 * record_bytes >= bytes_due {
+            break;
+        }
         let next = run.mem.state().inputs + 1;
         run.run_to(next);
     }

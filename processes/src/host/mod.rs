@@ -26,7 +26,9 @@
 //!
 //! The host touches the world only through [`Io`] and its [`ProcessStore`].
 
+mod group;
 mod io;
+mod log_group;
 pub mod log_store;
 pub mod record;
 pub mod state;
@@ -120,6 +122,9 @@ pub struct Host<P: Process, S: ProcessStore = MemStore> {
     retry_at: BTreeMap<u64, Ts>,
     /// Timers of the input being committed, armed once it is.
     timers_to_arm: Vec<(u64, Ts)>,
+    /// During a group commit ([`Host::deliver_group`]): the records taken and not yet
+    /// appended.
+    group: Option<Vec<Vec<u8>>>,
     policy: SnapshotPolicy,
     since_snapshot: snapshot::Since,
     stats: HostStats,
@@ -149,6 +154,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             ledger_blocked: false,
             retry_at: BTreeMap::new(),
             timers_to_arm: Vec::new(),
+            group: None,
             policy: SnapshotPolicy::default(),
             since_snapshot: Default::default(),
             stats: HostStats::default(),
@@ -224,20 +230,14 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         if self.process.is_none() {
             return Delivery::Down;
         }
-        if let crate::messages::Message::Ack { id } = envelope.body {
-            for seq in self.state.sends_of(id) {
-                self.state.complete(seq);
-                self.retry_at.remove(&seq);
-                self.done_unrecorded.push(seq);
-            }
-            return Delivery::Handled;
-        }
         let (id, sender) = (envelope.id, envelope.from);
-        let planted_dup = crate::plant::active(crate::plant::Bug::DuplicateAppliedTwice);
-        if self.state.is_duplicate(&envelope) && !planted_dup {
-            self.stats.duplicates += 1;
-            self.acknowledge(now, id, sender, io);
-            return Delivery::Duplicate;
+        match self.screen(&envelope) {
+            Some(Delivery::Duplicate) => {
+                self.acknowledge(now, id, sender, io);
+                return Delivery::Duplicate;
+            }
+            Some(delivery) => return delivery,
+            None => {}
         }
         if crate::plant::active(crate::plant::Bug::AckBeforeCommit) {
             // Planted: acknowledged on receipt, before the commit that makes it durable.
@@ -258,6 +258,25 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         self.acknowledge(now, id, sender, io);
         self.carry_out(now, io);
         delivery
+    }
+
+    /// What needs no step: an acknowledgement (taken in memory; the next record names what it
+    /// completed) and a copy of a message taken already (to acknowledge again).
+    fn screen(&mut self, envelope: &Envelope) -> Option<Delivery> {
+        if let crate::messages::Message::Ack { id } = envelope.body {
+            for seq in self.state.sends_of(id) {
+                self.state.complete(seq);
+                self.retry_at.remove(&seq);
+                self.done_unrecorded.push(seq);
+            }
+            return Some(Delivery::Handled);
+        }
+        let planted_dup = crate::plant::active(crate::plant::Bug::DuplicateAppliedTwice);
+        if self.state.is_duplicate(envelope) && !planted_dup {
+            self.stats.duplicates += 1;
+            return Some(Delivery::Duplicate);
+        }
+        None
     }
 
     fn acknowledge(&mut self, now: Ts, id: MessageId, sender: Service, io: &mut dyn Io) {
@@ -435,6 +454,10 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         }
         if delivery == Delivery::DeadLettered {
             self.stats.dead_letters += 1;
+            // The rebuild reads the store: what the group took so far must be in it.
+            if self.flush_group().is_err() {
+                return Delivery::Crashed;
+            }
             // The process may have half-applied the input before it panicked: rebuild it from
             // the store, where the dead letter is not an input.
             if let Err(e) = self.rebuild() {
@@ -442,7 +465,10 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
                 return Delivery::Crashed;
             }
         }
-        self.maybe_snapshot(now, io);
+        if self.group.is_none() {
+            // In a group the snapshot waits for the group's append: it covers what is stored.
+            self.maybe_snapshot(now, io);
+        }
         delivery
     }
 
@@ -450,11 +476,16 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
     /// record may or may not be durable, and recovery will tell.
     fn commit(&mut self, record: Record) -> Result<(), ()> {
         let bytes = record::encode_record(&record);
+        self.since_snapshot.add(bytes.len());
+        if let Some(group) = self.group.as_mut() {
+            group.push(bytes);
+            self.state.apply(self.service, &record);
+            return Ok(());
+        }
         if let Err(e) = self.store.append(&bytes) {
             self.stop(format!("append failed: {e}"));
             return Err(());
         }
-        self.since_snapshot.add(bytes.len());
         self.state.apply(self.service, &record);
         Ok(())
     }

@@ -121,7 +121,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         io: &mut dyn super::Io,
     ) -> Result<RecoveryReport, RecoveryError> {
         assert!(self.process.is_none(), "recover a process that is up");
-        let (process, state, report, tail_bytes) = match self.load() {
+        let (process, state, report, (tail_bytes, snapshot_bytes)) = match self.load() {
             Ok(loaded) => loaded,
             Err(e) => {
                 self.stopped = Some(e.to_string());
@@ -136,7 +136,8 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         self.retry_at.clear();
         self.done_unrecorded.clear();
         self.ledger_blocked = false;
-        self.since_snapshot.restart(report.tail, tail_bytes);
+        self.since_snapshot
+            .restart(report.tail, tail_bytes, snapshot_bytes);
         self.stats.recoveries += 1;
         self.stats.journal_tail_max = self.stats.journal_tail_max.max(report.tail);
         let timers: Vec<(u64, Ts)> = self.state.timers().iter().map(|(&i, &a)| (i, a)).collect();
@@ -181,7 +182,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn load(&mut self) -> Result<(P, HostState, RecoveryReport, u64), RecoveryError> {
+    fn load(&mut self) -> Result<(P, HostState, RecoveryReport, (u64, u64)), RecoveryError> {
         let loaded = self.store.load().map_err(RecoveryError::Store)?;
         let mut report = RecoveryReport::default();
         let (mut process, mut state) = match &loaded.snapshot {
@@ -190,6 +191,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         };
         report.snapshot_inputs = state.inputs;
         let tail_bytes = loaded.records.iter().map(|b| b.len() as u64).sum();
+        let snapshot_bytes = loaded.snapshot.as_ref().map_or(0, |b| b.len() as u64);
         let mut records = Vec::with_capacity(loaded.records.len());
         for (index, bytes) in loaded.records.iter().enumerate() {
             let record =
@@ -221,7 +223,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             state.apply(self.service, record);
             report.tail += 1;
         }
-        Ok((process, state, report, tail_bytes))
+        Ok((process, state, report, (tail_bytes, snapshot_bytes)))
     }
 
     /// Refuses records written by another code version (an operator's record fits any).

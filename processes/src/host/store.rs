@@ -48,6 +48,12 @@ pub struct Loaded {
 pub trait ProcessStore: Send {
     /// Appends one record.
     fn append(&mut self, record: &[u8]) -> Result<(), StoreError>;
+    /// Appends records in order, durable together when it returns `Ok` (a group commit: a log
+    /// syncs once for all of them). After a crash any prefix of them may be durable, each
+    /// record whole; the default appends them one by one, which is that.
+    fn append_group(&mut self, records: &[Vec<u8>]) -> Result<(), StoreError> {
+        records.iter().try_for_each(|r| self.append(r))
+    }
     /// Installs a snapshot of the state after the last appended record; the records it covers
     /// may then be dropped.
     fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), StoreError>;
@@ -103,6 +109,9 @@ impl ProcessStore for MemStore {
 impl<S: ProcessStore + ?Sized> ProcessStore for Box<S> {
     fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
         (**self).append(record)
+    }
+    fn append_group(&mut self, records: &[Vec<u8>]) -> Result<(), StoreError> {
+        (**self).append_group(records)
     }
     fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
         (**self).snapshot(snapshot)

@@ -162,7 +162,7 @@ fn settle(host: &mut Host<Tally>, io: &mut TestIo, now: &mut Ts) {
     }
 }
 
-fn state_of(host: &Host<Tally>) -> Tally {
+fn state_of<S: ProcessStore>(host: &Host<Tally, S>) -> Tally {
     host.process().expect("up").clone()
 }
 
@@ -386,4 +386,130 @@ fn an_unavailable_ledger_is_retried_in_order() {
     let seqs: Vec<u64> = io.ledger.iter().map(|(t, _)| t.seq).collect();
     assert_eq!(seqs.len(), 5);
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+}
+
+/// A `MemStore` that counts group appends and can be told to fail them.
+#[derive(Default)]
+struct GroupStore {
+    inner: MemStore,
+    groups: Vec<usize>,
+    fail: bool,
+}
+
+impl ProcessStore for GroupStore {
+    fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
+        self.inner.append(record)
+    }
+    fn append_group(&mut self, records: &[Vec<u8>]) -> Result<(), StoreError> {
+        if self.fail {
+            return Err(StoreError::new("disk full"));
+        }
+        self.groups.push(records.len());
+        records.iter().try_for_each(|r| self.inner.append(r))
+    }
+    fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.inner.snapshot(snapshot)
+    }
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        self.inner.load()
+    }
+}
+
+fn group_host() -> Host<Tally, GroupStore> {
+    Host::with_store(Service::Aggregation, Tally::default, GroupStore::default())
+}
+
+fn acks(io: &TestIo) -> Vec<MessageId> {
+    let acks = io.sent.iter().filter_map(|e| match e.body {
+        Message::Ack { id } => Some(id),
+        _ => None,
+    });
+    acks.collect()
+}
+
+#[test]
+fn a_group_is_one_append_and_each_message_its_own_step() {
+    let mut h = group_host();
+    let mut io = TestIo::default();
+    h.recover(0, &mut io).unwrap();
+    let group = vec![cutoff(20), cutoff(21), cutoff(20), cutoff(13), cutoff(22)];
+    let got = h.deliver_group(10, group, &mut io);
+    use Delivery::*;
+    assert_eq!(got, [Handled, Handled, Duplicate, DeadLettered, Handled]);
+    // The dead letter's rebuild reads the store, so the group went in two appends: the steps
+    // up to the dead letter, then the rest.
+    assert_eq!(h.store().groups, [3, 1]);
+    assert_eq!(state_of(&h).count, 3);
+    assert_eq!(
+        acks(&io).len(),
+        5,
+        "every message, the copy too, once all is durable"
+    );
+    assert_eq!(io.ledger.len(), 3);
+    // The records are the steps: a restart rebuilds the same state.
+    let want = h.state().clone();
+    h.crash();
+    h.recover(20, &mut io).unwrap();
+    assert_eq!(state_of(&h).count, 3);
+    assert_eq!(h.state().dead_letters(), want.dead_letters());
+}
+
+#[test]
+fn a_group_whose_append_fails_acknowledges_and_carries_out_nothing() {
+    let mut h = group_host();
+    let mut io = TestIo::default();
+    h.recover(0, &mut io).unwrap();
+    h.store_mut().fail = true;
+    let got = h.deliver_group(10, vec![cutoff(20), cutoff(21)], &mut io);
+    assert_eq!(got, [Delivery::Crashed, Delivery::Crashed]);
+    assert!(h.stopped().unwrap().contains("disk full"));
+    assert!(io.sent.is_empty() && io.ledger.is_empty(), "{:?}", io.sent);
+    h.store_mut().fail = false;
+    h.recover(20, &mut io).unwrap();
+    assert_eq!(state_of(&h).count, 0, "nothing of the group was stored");
+}
+
+#[test]
+fn a_crash_anywhere_in_a_group_loses_only_what_was_not_acknowledged() {
+    let days: Vec<u32> = (20..40).collect();
+    let mut reference = group_host();
+    let mut io = TestIo::default();
+    reference.recover(0, &mut io).unwrap();
+    reference.deliver_group(10, days.iter().map(|&d| cutoff(d)).collect(), &mut io);
+    let points = io.points;
+    assert!(points > days.len() as u64);
+    for point in 1..=points {
+        let mut h = group_host();
+        let mut io = TestIo {
+            crash_at: [point].into(),
+            ..TestIo::default()
+        };
+        h.recover(0, &mut io).unwrap();
+        let mut now = 10;
+        let mut unacked: Vec<u32> = days.clone();
+        while !unacked.is_empty() {
+            now += 10;
+            if !h.is_up() {
+                h.recover(now, &mut io).unwrap();
+            }
+            let group = unacked.iter().map(|&d| cutoff(d)).collect();
+            h.deliver_group(now, group, &mut io);
+            let acked = acks(&io);
+            unacked.retain(|&d| !acked.contains(&cutoff(d).id));
+        }
+        if !h.is_up() {
+            // Crashed after the acknowledgements, carrying out the effects.
+            h.recover(now + 10, &mut io).unwrap();
+        }
+        assert_eq!(
+            state_of(&h).count,
+            days.len() as u64,
+            "crash at point {point}"
+        );
+        assert_eq!(
+            h.state().inputs,
+            days.len() as u64,
+            "each taken once: point {point}"
+        );
+    }
 }
