@@ -14,7 +14,7 @@ use crate::ledger::Job;
 use crate::{Activity, Alerts, HostStatus};
 use acme_ledger::LedgerError;
 use acme_processes::calendar::Ts;
-use acme_processes::host::{Delivery, Host, Io, ProcessStore, Ticket};
+use acme_processes::host::{Delivery, Host, Io, ProcessStore, Ticket, GROUP_MESSAGES_MAX};
 use acme_processes::messages::Message;
 use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Process, Service};
 use std::collections::BTreeMap;
@@ -275,15 +275,33 @@ impl Task {
         self.recover_at = Some(tokio::time::Instant::now() + RECOVERY_RETRY);
     }
 
+    /// Messages taken from the mailbox together: one group commit (one sync) for all of them.
+    fn on_group<P: Process>(
+        &mut self,
+        host: &mut Host<P, Box<dyn ProcessStore>>,
+        mut envelopes: Vec<Envelope>,
+    ) {
+        let now = self.clock.now();
+        envelopes.retain(|e| e.to == self.service);
+        match envelopes.len() {
+            0 => {}
+            1 => {
+                let envelope = envelopes.pop().expect("one");
+                self.call(host, "deliver", |h, io| h.deliver(now, envelope, io));
+            }
+            _ => {
+                self.call(host, "deliver_group", |h, io| {
+                    h.deliver_group(now, envelopes, io)
+                });
+            }
+        }
+        self.after(host);
+    }
+
     fn on_event<P: Process>(&mut self, host: &mut Host<P, Box<dyn ProcessStore>>, event: Event) {
         let now = self.clock.now();
         match event {
-            Event::Deliver(envelope) => {
-                if envelope.to != self.service {
-                    return;
-                }
-                self.call(host, "deliver", |h, io| h.deliver(now, envelope, io));
-            }
+            Event::Deliver(envelope) => self.on_group(host, vec![envelope]),
             Event::Ledger { ticket, answer } => {
                 let unavailable = matches!(answer, Err(LedgerError::Unavailable { .. }));
                 let delivery = self.call(host, "on_ledger", |h, io| {
@@ -329,6 +347,23 @@ impl Task {
     }
 }
 
+/// `first` and the messages waiting behind it in the mailbox, up to a group's limit; the first
+/// event that is not a message comes back, to be handled after the group.
+fn take_group(
+    first: Envelope,
+    mailbox: &mut mpsc::UnboundedReceiver<Event>,
+) -> (Vec<Envelope>, Option<Event>) {
+    let mut group = vec![first];
+    while group.len() < GROUP_MESSAGES_MAX {
+        match mailbox.try_recv() {
+            Ok(Event::Deliver(envelope)) => group.push(envelope),
+            Ok(other) => return (group, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (group, None)
+}
+
 /// The task of one host: recover, then handle events and timers until shut down (or aborted).
 pub(crate) async fn run<P: Process>(mut host: Host<P, Box<dyn ProcessStore>>, ctx: TaskCtx) {
     let TaskCtx {
@@ -364,18 +399,34 @@ pub(crate) async fn run<P: Process>(mut host: Host<P, Box<dyn ProcessStore>>, ct
         tokio::select! {
             event = mailbox.recv() => {
                 let Some(event) = event else { return };
-                if let Event::Shutdown(reply) = event {
-                    let now = clock.now();
-                    let ok = host.is_up()
-                        && task.call(&mut host, "shutdown", |h, io| h.shutdown(now, io))
-                            == Some(true);
-                    task.publish(&host);
-                    let _ = reply.send((service, ok));
-                    return;
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    match event {
+                        Event::Shutdown(reply) => {
+                            let now = clock.now();
+                            let ok = host.is_up()
+                                && task.call(&mut host, "shutdown", |h, io| h.shutdown(now, io))
+                                    == Some(true);
+                            task.publish(&host);
+                            let _ = reply.send((service, ok));
+                            return;
+                        }
+                        Event::Deliver(envelope) => {
+                            // What waited while the last commit synced goes in one group.
+                            let (group, after) = take_group(envelope, &mut mailbox);
+                            next = after;
+                            let taken = group.len();
+                            task.on_group(&mut host, group);
+                            task.publish(&host);
+                            (0..taken).for_each(|_| activity.end());
+                        }
+                        other => {
+                            task.on_event(&mut host, other);
+                            task.publish(&host);
+                            activity.end();
+                        }
+                    }
                 }
-                task.on_event(&mut host, event);
-                task.publish(&host);
-                activity.end();
             }
             _ = sleep_until(&*clock, next_timer.unwrap_or(u64::MAX)), if next_timer.is_some() => {
                 activity.begin();

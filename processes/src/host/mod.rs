@@ -34,6 +34,7 @@ pub mod record;
 pub mod state;
 pub mod store;
 
+pub use group::GROUP_MESSAGES_MAX;
 pub use io::{execute, Io, Ticket};
 pub use log_store::LogStore;
 pub use state::{DeadLetter, HostState, Pending};
