@@ -58,6 +58,7 @@ pub const RETRANSMIT_TIMER: u64 = u64::MAX;
 pub const LEDGER_RETRY_TIMER: u64 = u64::MAX - 1;
 
 mod recover;
+mod retry;
 mod snapshot;
 
 pub use recover::{RecoveryError, RecoveryReport};
@@ -120,9 +121,12 @@ pub struct Host<P: Process, S: ProcessStore = MemStore> {
     /// Submitting waits for the retry timer after an `Unavailable`.
     ledger_blocked: bool,
     /// When each pending message is due to be sent again.
-    retry_at: BTreeMap<u64, Ts>,
+    retry_at: retry::RetryQueue,
     /// Timers of the input being committed, armed once it is.
     timers_to_arm: Vec<(u64, Ts)>,
+    /// Every pending effect up to this outbox seq has been carried out by this incarnation
+    /// (sent, raised or submitted in turn): `carry_out` looks only past it.
+    carried_to: u64,
     /// During a group commit ([`Host::deliver_group`]): the records taken and not yet
     /// appended.
     group: Option<Vec<Vec<u8>>>,
@@ -153,9 +157,10 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             in_flight: BTreeMap::new(),
             attempts: 0,
             ledger_blocked: false,
-            retry_at: BTreeMap::new(),
+            retry_at: retry::RetryQueue::default(),
             timers_to_arm: Vec::new(),
             group: None,
+            carried_to: 0,
             policy: SnapshotPolicy::default(),
             since_snapshot: Default::default(),
             stats: HostStats::default(),
@@ -219,10 +224,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
 
     /// Ledger requests committed and not yet answered.
     pub fn ledger_pending(&self) -> usize {
-        let pending = self.state.pending().values();
-        pending
-            .filter(|p| matches!(p, Pending::Ledger { .. }))
-            .count()
+        self.state.ledger_seqs().len()
     }
 
     /// Delivers a message.
@@ -267,7 +269,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         if let crate::messages::Message::Ack { id } = envelope.body {
             for seq in self.state.sends_of(id) {
                 self.state.complete(seq);
-                self.retry_at.remove(&seq);
+                self.retry_at.remove(seq);
                 self.done_unrecorded.push(seq);
             }
             return Some(Delivery::Handled);
@@ -514,12 +516,15 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
 
     /// Carries out what is pending and not yet under way: alerts, first sends, ledger requests.
     fn carry_out(&mut self, now: Ts, io: &mut dyn Io) {
+        // Outbox seqs only grow, so what was not carried out lies past `carried_to`; a new
+        // incarnation starts again from 0. (Scanning the whole outbox at every step cost a
+        // busy intake most of its time once members' acknowledgements lagged.)
         let fresh: Vec<(u64, Pending)> = self
             .state
             .pending()
-            .iter()
+            .range(self.carried_to + 1..)
             .filter(|(seq, p)| match p {
-                Pending::Send(_) => !self.retry_at.contains_key(seq),
+                Pending::Send(_) => !self.retry_at.contains(**seq),
                 Pending::Alert(_) => true,
                 Pending::Ledger { .. } => false,
             })
@@ -529,6 +534,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             if self.crash_here(io) {
                 return;
             }
+            self.carried_to = seq;
             match pending {
                 Pending::Send(envelope) => {
                     io.send(now, envelope);
@@ -546,7 +552,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
     }
 
     fn arm_retransmit(&mut self, seq: u64, at: Ts, io: &mut dyn Io) {
-        let earliest = self.retry_at.values().min().copied();
+        let earliest = self.retry_at.earliest();
         self.retry_at.insert(seq, at);
         if earliest.is_none_or(|e| e > at) {
             io.set_timer(self.service, RETRANSMIT_TIMER, at, self.incarnation);
@@ -561,10 +567,9 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         let last_in_flight = self.in_flight.keys().next_back().copied().unwrap_or(0);
         let next: Vec<u64> = self
             .state
-            .pending()
-            .iter()
-            .filter(|(seq, p)| **seq > last_in_flight && matches!(p, Pending::Ledger { .. }))
-            .map(|(&seq, _)| seq)
+            .ledger_seqs()
+            .range(last_in_flight + 1..)
+            .copied()
             .take(LEDGER_IN_FLIGHT_MAX.saturating_sub(self.in_flight.len()))
             .collect();
         for seq in next {
@@ -587,12 +592,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
 
     /// Sends again what was not acknowledged in time, and arms the retransmission timer.
     fn retransmit(&mut self, now: Ts, io: &mut dyn Io) {
-        let due: Vec<u64> = self
-            .retry_at
-            .iter()
-            .filter(|(_, &at)| at <= now)
-            .map(|(&seq, _)| seq)
-            .collect();
+        let due = self.retry_at.due(now);
         for seq in due {
             match self.state.pending().get(&seq) {
                 Some(Pending::Send(envelope)) => {
@@ -601,11 +601,11 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
                     self.retry_at.insert(seq, now + RETRANSMIT_NS);
                 }
                 _ => {
-                    self.retry_at.remove(&seq);
+                    self.retry_at.remove(seq);
                 }
             }
         }
-        if let Some(&at) = self.retry_at.values().min() {
+        if let Some(at) = self.retry_at.earliest() {
             io.set_timer(
                 self.service,
                 RETRANSMIT_TIMER,

@@ -134,6 +134,7 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
         self.incarnation += 1;
         self.in_flight.clear();
         self.retry_at.clear();
+        self.carried_to = 0;
         self.done_unrecorded.clear();
         self.ledger_blocked = false;
         self.since_snapshot

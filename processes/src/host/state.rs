@@ -92,6 +92,10 @@ pub struct HostState {
     /// Pending sends by message id (rebuilt on restore).
     #[serde(skip)]
     sends_by_id: BTreeMap<MessageId, BTreeSet<u64>>,
+    /// The outbox seqs of pending ledger requests (rebuilt on restore): the host submits them
+    /// in order without walking the sends that wait for acknowledgements.
+    #[serde(skip)]
+    ledger_seqs: BTreeSet<u64>,
     dead_letters: BTreeMap<u64, DeadLetter>,
     next_dead_letter: u64,
 }
@@ -101,9 +105,16 @@ impl HostState {
     pub fn reindex(&mut self) {
         self.external_ids = self.external.iter().map(|&(at, id)| (id, at)).collect();
         self.sends_by_id.clear();
+        self.ledger_seqs.clear();
         for (&seq, p) in &self.pending {
-            if let Pending::Send(env) = p {
-                self.sends_by_id.entry(env.id).or_default().insert(seq);
+            match p {
+                Pending::Send(env) => {
+                    self.sends_by_id.entry(env.id).or_default().insert(seq);
+                }
+                Pending::Ledger { .. } => {
+                    self.ledger_seqs.insert(seq);
+                }
+                Pending::Alert(_) => {}
             }
         }
     }
@@ -123,6 +134,11 @@ impl HostState {
         &self.pending
     }
 
+    /// The outbox seqs of the pending ledger requests, in order.
+    pub fn ledger_seqs(&self) -> &BTreeSet<u64> {
+        &self.ledger_seqs
+    }
+
     pub fn timers(&self) -> &BTreeMap<u64, Ts> {
         &self.timers
     }
@@ -140,6 +156,7 @@ impl HostState {
 
     /// Completes a pending effect (idempotent: a record may name one completed already).
     pub fn complete(&mut self, seq: u64) {
+        self.ledger_seqs.remove(&seq);
         if let Some(Pending::Send(env)) = self.pending.remove(&seq) {
             let empty = self.sends_by_id.get_mut(&env.id).is_some_and(|s| {
                 s.remove(&seq);
@@ -279,6 +296,7 @@ impl HostState {
                 self.timers.insert(timer_id, at);
             }
             Effect::Ledger { tag, request } => {
+                self.ledger_seqs.insert(seq);
                 self.pending.insert(seq, Pending::Ledger { tag, request });
             }
             Effect::Alert(alert) => {
