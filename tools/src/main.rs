@@ -33,6 +33,7 @@
 use acme_sim::{SimConfig, Summary};
 use clap::{Parser, Subcommand};
 
+mod canary;
 mod dead_letters;
 mod durable_sim;
 mod ledger_cmd;
@@ -70,6 +71,8 @@ enum Command {
     DeadLetters(dead_letters::DeadLettersArgs),
     /// Serve the HTTP API on the platform's processes, with the durable ledger in DIR.
     Serve(ServeArgs),
+    /// Drive synthetic members through a running service's API and check them end to end.
+    Canary(canary::CanaryArgs),
 }
 
 #[derive(clap::Args)]
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
         Command::Ledger(args) => ledger_cmd::main(args),
         Command::DeadLetters(args) => dead_letters::main(args),
         Command::Serve(args) => serve(args),
+        Command::Canary(args) => canary::main(args),
     }
 }
 
