@@ -153,6 +153,7 @@ async fn metrics(State(app): Shared) -> Response {
         j.batch_max.load(Relaxed),
     );
     let mut text = text;
+    host_metrics(&app, &mut text);
     text.push_str("# TYPE acme_day_job_last_success_seconds gauge\n");
     for (job, at) in app.desk.last_success() {
         let seconds = crate::decimal::format(at / 1_000, 6);
@@ -166,6 +167,30 @@ async fn metrics(State(app): Shared) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
+}
+
+/// Each platform host: up, dead letters held, and its group commits (one sync for what waited
+/// in its mailbox: the inputs a sync took is the figure that bounds intake's throughput).
+fn host_metrics(app: &App, text: &mut String) {
+    let hosts = app.platform.hosts();
+    let families: [(&str, &str, fn(&acme_runtime::HostStatus) -> u64); 5] = [
+        ("acme_host_up", "gauge", |h| u64::from(h.up)),
+        ("acme_host_dead_letters", "gauge", |h| h.dead_letters as u64),
+        ("acme_host_group_commits_total", "counter", |h| {
+            h.stats.group_commits
+        }),
+        ("acme_host_grouped_inputs_total", "counter", |h| {
+            h.stats.grouped_inputs
+        }),
+        ("acme_host_group_max", "gauge", |h| h.stats.group_max),
+    ];
+    for (name, kind, value) in families {
+        text.push_str(&format!("# TYPE {name} {kind}\n"));
+        for (service, status) in &hosts {
+            let host = format!("{service:?}").to_lowercase();
+            text.push_str(&format!("{name}{{host=\"{host}\"}} {}\n", value(status)));
+        }
+    }
 }
 
 async fn funds(State(app): Shared, headers: HeaderMap) -> Response {

@@ -41,6 +41,11 @@ impl Platform {
         }
     }
 
+    /// What each platform host last published (for `/metrics`).
+    pub fn hosts(&self) -> std::collections::BTreeMap<Service, acme_runtime::HostStatus> {
+        self.gateway.status()
+    }
+
     pub fn now(&self) -> u64 {
         self.clock.now()
     }

@@ -9,7 +9,7 @@ SECONDS_RUN="${1:-60}"
 CONNECTIONS="${2:-64}"
 export MEMBERS="${MEMBERS:-100}"
 DATA="$(mktemp -d /tmp/acme-bench-serve.XXXX)"
-cargo build --release -q -p acme-tools
+cargo build --release -q -p acme-tools --features acme-tools/tigerbeetle
 ./target/release/acme serve --listen 127.0.0.1:18090 --data "$DATA" > "$DATA/serve.out" 2>&1 &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT

@@ -293,9 +293,18 @@ pub enum Undeliverable {
 #[derive(Clone)]
 pub struct Gateway {
     bus: Arc<Bus>,
+    statuses: Arc<Vec<(Service, Arc<StatusCell>)>>,
 }
 
 impl Gateway {
+    /// What each host last published (as [`Runtime::status`]), for a front end's metrics.
+    pub fn status(&self) -> BTreeMap<Service, HostStatus> {
+        let read = |(service, cell): &(Service, Arc<StatusCell>)| {
+            (*service, cell.status.lock().expect("status lock").clone())
+        };
+        self.statuses.iter().map(read).collect()
+    }
+
     pub fn send(&self, envelope: Envelope) -> Result<(), Undeliverable> {
         let to = envelope.to;
         if !self.bus.hosts.contains_key(&to) {
@@ -478,8 +487,10 @@ impl Runtime {
 
     /// The way in for the outside world.
     pub fn gateway(&self) -> Gateway {
+        let statuses = self.hosts.iter().map(|h| (h.service, h.status.clone()));
         Gateway {
             bus: self.bus.clone(),
+            statuses: Arc::new(statuses.collect()),
         }
     }
 

@@ -114,6 +114,10 @@ impl<P: Process, S: ProcessStore> Host<P, S> {
             self.stop(format!("append failed: {e}"));
             return Err(());
         }
+        let taken = records.len() as u64;
+        self.stats.group_commits += 1;
+        self.stats.grouped_inputs += taken;
+        self.stats.group_max = self.stats.group_max.max(taken);
         Ok(())
     }
 }

@@ -101,6 +101,11 @@ pub struct HostStats {
     pub journal_tail_max: u64,
     pub dead_letters: u64,
     pub ledger_unavailable: u64,
+    /// Group commits ([`Host::deliver_group`]) that appended something, the inputs they took,
+    /// and the most one took.
+    pub group_commits: u64,
+    pub grouped_inputs: u64,
+    pub group_max: u64,
 }
 
 /// Runs one process.
