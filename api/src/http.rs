@@ -169,11 +169,13 @@ async fn metrics(State(app): Shared) -> Response {
     r
 }
 
+type HostFigure = fn(&acme_runtime::HostStatus) -> u64;
+
 /// Each platform host: up, dead letters held, and its group commits (one sync for what waited
 /// in its mailbox: the inputs a sync took is the figure that bounds intake's throughput).
 fn host_metrics(app: &App, text: &mut String) {
     let hosts = app.platform.hosts();
-    let families: [(&str, &str, fn(&acme_runtime::HostStatus) -> u64); 5] = [
+    let families: [(&str, &str, HostFigure); 5] = [
         ("acme_host_up", "gauge", |h| u64::from(h.up)),
         ("acme_host_dead_letters", "gauge", |h| h.dead_letters as u64),
         ("acme_host_group_commits_total", "counter", |h| {
