@@ -390,6 +390,16 @@ impl App {
         Ok(())
     }
 
+    /// Journals a record without waiting for its sync, and applies it at once: only for a
+    /// record a restart rebuilds if it was lost (a key's answer, see `idempotency::finish`).
+    pub(crate) fn keep_later(&self, record: Record) -> Result<(), Problem> {
+        self.journal
+            .append_later(&record)
+            .map_err(|e| Problem::unavailable(e, crate::platform::RETRY_AFTER_S))?;
+        self.store()?.apply(record, true);
+        Ok(())
+    }
+
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Store>, Problem> {
         self.store()
     }

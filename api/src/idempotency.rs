@@ -191,12 +191,15 @@ pub async fn finish(
         location: format!("{PATH}/{id}"),
         body: view.to_string(),
     };
-    app.keep(Record::Done {
+    // The answer is not waited for: what it says (the instruction id, its place) is durable
+    // already, in the key's beginning and in intake. Lost to a crash, the key is found begun
+    // and unanswered at the next start, finished again (intake takes the copy as a
+    // duplicate) and answered the same way; a sync less on every request's path.
+    app.keep_later(Record::Done {
         caller: caller.to_string(),
         key: key.to_string(),
         answer: answer.clone(),
-    })
-    .await?;
+    })?;
     Ok(answer)
 }
 

@@ -174,6 +174,22 @@ impl Journal {
         rx.await
             .map_err(|_| "the journal writer has stopped".to_string())
     }
+
+    /// Appends `record` behind everything queued before it, without waiting for its sync: for
+    /// a record whose loss a restart makes good (see `idempotency::finish`). `Err` only when
+    /// the writer is gone.
+    pub fn append_later<R: Serialize>(&self, record: &R) -> Result<(), String> {
+        let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        let mut line = checksum(&json).into_bytes();
+        line.push(b' ');
+        line.extend_from_slice(&json);
+        line.push(b'\n');
+        // Nobody waits on the answer: the writer's send to a dropped receiver is ignored.
+        let (tx, _) = oneshot::channel();
+        self.jobs
+            .send((line, tx))
+            .map_err(|_| "the journal writer has stopped".to_string())
+    }
 }
 
 #[cfg(test)]

@@ -68,8 +68,14 @@ fn canary_members_go_end_to_end_and_a_rerun_with_their_tag_replays() {
     );
     assert!(said.contains(r#""available":"60.00""#), "{said}");
     let metrics = serve_common::send(&server.addr, "GET", "/metrics", &[], b"").body;
-    assert!(metrics.contains("acme_host_up{host=\"intake\"} 1"), "{metrics}");
-    assert!(metrics.contains("acme_host_group_commits_total{host=\"intake\"}"), "{metrics}");
+    assert!(
+        metrics.contains("acme_host_up{host=\"intake\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("acme_host_group_commits_total{host=\"intake\"}"),
+        "{metrics}"
+    );
 }
 
 #[test]
