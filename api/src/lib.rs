@@ -46,7 +46,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
 /// What `acme serve` is started with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// `HOST:PORT`; port 0 picks a free one (the address is printed).
     pub listen: String,
@@ -55,6 +55,9 @@ pub struct Options {
     pub tokens: Option<PathBuf>,
     /// Run the day's jobs on their timer ([`scheduler`]); otherwise operations run them.
     pub day_jobs: bool,
+    /// The ledger: `None` for the durable embedded ledger in `DATA/ledger`, or a way to connect
+    /// to another (a TigerBeetle cluster: `acme serve --tigerbeetle`).
+    pub ledger: Option<acme_runtime::Connect>,
 }
 
 /// How long in-flight requests get to finish after a stop signal.
@@ -74,8 +77,12 @@ pub fn serve(options: Options) -> Result<(), String> {
     let store = Arc::new(Mutex::new(store::Store::replay(records)));
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let rt = Runtime::start(RuntimeConfig::new(&options.data, clock.clone(), out_tx))
-        .map_err(|e| format!("the platform did not start: {e}"))?;
+    let mut runtime_config = RuntimeConfig::new(&options.data, clock.clone(), out_tx);
+    if let Some(connect) = options.ledger.clone() {
+        runtime_config.ledger = acme_runtime::LedgerConfig::External(connect);
+    }
+    let rt =
+        Runtime::start(runtime_config).map_err(|e| format!("the platform did not start: {e}"))?;
     if let Err(e) = house_accounts(&rt) {
         stop(rt);
         return Err(e);

@@ -38,6 +38,8 @@ mod dead_letters;
 mod durable_sim;
 mod ledger_cmd;
 mod recon;
+#[cfg(feature = "tigerbeetle")]
+mod serve_tigerbeetle;
 mod shrink;
 mod swarm;
 #[cfg(feature = "tigerbeetle")]
@@ -94,6 +96,13 @@ struct ServeArgs {
     /// without it, operations run them through POST /v1/jobs/{job}.
     #[arg(long)]
     day_jobs: bool,
+    /// Run on a TigerBeetle cluster (`HOST:PORT[,HOST:PORT...]`, one per replica) instead of
+    /// the durable embedded ledger; needs a build with `--features tigerbeetle`.
+    #[arg(long, value_name = "ADDRESSES")]
+    tigerbeetle: Option<String>,
+    /// The TigerBeetle cluster's id.
+    #[arg(long, default_value_t = 0)]
+    cluster_id: u128,
 }
 
 #[derive(clap::Args)]
@@ -167,12 +176,25 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    let ledger = match args
+        .tigerbeetle
+        .as_deref()
+        .map(|a| serve_ledger(args.cluster_id, a))
+    {
+        None => None,
+        Some(Ok(connect)) => Some(connect),
+        Some(Err(e)) => {
+            eprintln!("acme serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let options = acme_api::Options {
         listen: args.listen,
         data: args.data,
         config: args.config,
         tokens: args.tokens,
         day_jobs: args.day_jobs,
+        ledger,
     };
     match acme_api::serve(options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +202,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("acme serve: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// How `acme serve --tigerbeetle` connects: the cluster checked once now, then a client per
+/// connection the runtime opens.
+fn serve_ledger(cluster_id: u128, addresses: &str) -> Result<acme_runtime::Connect, String> {
+    #[cfg(feature = "tigerbeetle")]
+    return serve_tigerbeetle::serve_connect(cluster_id, addresses);
+    #[cfg(not(feature = "tigerbeetle"))]
+    {
+        let _ = (cluster_id, addresses);
+        Err("this acme was built without TigerBeetle (cargo build --features tigerbeetle)".into())
     }
 }
 
