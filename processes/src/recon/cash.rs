@@ -65,6 +65,11 @@ pub fn parse_cash(
             ));
         }
         let balance_pence = parse_scaled(&f[3], 2, true).map_err(|r| e("balance", r))?;
+        // The platform's cash is u64 pence: a figure beyond it is a broken file, and bounding it
+        // keeps the engine's differences far from the ends of i128.
+        if balance_pence.unsigned_abs() > u128::from(u64::MAX) {
+            return Err(e("balance", format!("`{}` is out of range", f[3])));
+        }
         if let Some(first) = seen.insert(account, l) {
             return Err(e(
                 "account",
