@@ -1462,7 +1462,10 @@ fn transient(result: CreateTransferResult) -> bool {
 fn assert_account(a: &Account) {
     let debits = a.debits_pending.checked_add(a.debits_posted);
     let credits = a.credits_pending.checked_add(a.credits_posted);
-    assert!(debits.is_some() && credits.is_some(), "balance overflow: {a:?}");
+    assert!(
+        debits.is_some() && credits.is_some(),
+        "balance overflow: {a:?}"
+    );
     assert!(
         !a.flags
             .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)

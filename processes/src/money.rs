@@ -131,6 +131,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// CI runs the suite in release and in debug: either way an overflow traps (the release
+    /// profile sets `overflow-checks`), so a sum of money that would wrap stops instead.
+    #[test]
+    fn this_build_traps_overflow() {
+        let max = std::hint::black_box(u64::MAX);
+        let wrapped = std::panic::catch_unwind(|| max + std::hint::black_box(1));
+        assert!(wrapped.is_err(), "u64::MAX + 1 did not trap");
+    }
+
     #[test]
     fn buying_at_a_round_price() {
         let p = Price::from_decimal("2.50".parse().unwrap()).unwrap();

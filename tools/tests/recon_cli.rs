@@ -431,8 +431,8 @@ fn a_durable_store_reconciles_read_only_like_its_export() {
 
 /// The binary on bad files: the named cases of issue 12 exit with their documented codes (a
 /// 24-digit figure used to exit 101, a panic), and seeded byte mutations of every statement exit
-/// 0, 1 or 2, never anything else (the fuzz test in `tests/tests/recon_fuzz.rs` does a million
-/// in process; these check the exit codes the binary really returns).
+/// 0, 1 or 2, never anything else. The fuzz test (`tests/tests/recon_fuzz.rs`) runs 50,000 cases
+/// in process, a million in the soak; these check the exit codes the binary really returns.
 #[test]
 fn bad_files_exit_1_or_2_and_mutated_ones_never_anything_but_0_1_or_2() {
     let day = Day::new("bad-files");
