@@ -5,14 +5,16 @@
 //!
 //! The files start as a simulated day's export (`World::export_day`), valid and clean, and are
 //! mutated by bytes, lines and fields (values from a dictionary of edge cases, or from elsewhere
-//! in the same file). They go through what `acme recon` runs after reading its files,
-//! in process: the ledger export through [`Manifest`], [`LedgerScan`] and the record readers, the
-//! statements through [`reconcile_files`]. `tools/tests/recon_cli.rs` runs the binary on a few.
+//! in the same file). They go through what `acme recon` runs after reading its files, in
+//! process: the ledger export through [`Manifest`], [`Calendar`], [`LedgerScan`] and the record
+//! readers, the statements through [`reconcile_files`]. `tools/tests/recon_cli.rs` runs the
+//! binary on a few.
 //!
 //! 50,000 cases in the default run (about 5 s in release), a million in the soak
 //! (`cargo test --release -- --ignored`, which `SOAK=1 tools/test-all.sh` runs).
 
 use acme_ledger::export::{read_accounts, read_transfers};
+use acme_processes::calendar::Date;
 use acme_processes::recon::files::{exit_code, reconcile_files, StatementFile, StatementFiles};
 use acme_processes::recon::ledger::{
     Calendar, LedgerFacts, LedgerScan, Manifest, ACCOUNTS_FILE, CALENDAR_FILE, MANIFEST_FILE,
@@ -58,11 +60,20 @@ impl Day {
         let mut world = World::new(SimConfig::new(seed, days, members));
         world.run_to_end();
         let date = world.last_day();
-        let files: BTreeMap<String, Vec<u8>> = world
+        let mut files: BTreeMap<String, Vec<u8>> = world
             .export_day("fuzz")
             .into_iter()
             .map(|f| (f.path, f.bytes))
             .collect();
+        // A calendar file, so that its parser is fuzzed too: midnight of every day of the run,
+        // which dates every transfer as the default calendar does.
+        let starts = (date.0 - 60..=date.0)
+            .map(|d| (Date(d).at_minute(0), Date(d)))
+            .collect();
+        let calendar = Calendar::from_day_starts(starts).expect("ascending days");
+        files
+            .entry(ledger_file(CALENDAR_FILE))
+            .or_insert_with(|| calendar.render().into_bytes());
         let names = Names {
             holdings_csv: format!("custodian/holdings-{date}.csv"),
             holdings_xml: format!("custodian/holdings-{date}.xml"),
@@ -550,9 +561,9 @@ fn targets(day: &Day) -> Vec<String> {
         (&n.custodian_cash, 3),
         (&n.bank_cash, 2),
     ] {
-        t.extend(std::iter::repeat(name.clone()).take(weight));
+        t.extend(std::iter::repeat_n(name.clone(), weight));
     }
-    for f in [MANIFEST_FILE, ACCOUNTS_FILE, TRANSFERS_FILE] {
+    for f in [MANIFEST_FILE, ACCOUNTS_FILE, TRANSFERS_FILE, CALENDAR_FILE] {
         t.push(ledger_file(f));
     }
     t
