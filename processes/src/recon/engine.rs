@@ -852,19 +852,19 @@ fn price_break(id: TradeId, side: Side, lu: u64, lc: u64, c: &Confirmation) -> O
         return None;
     }
     Some(trade_break(
-            Kind::Price,
-            id,
-            Some(side),
-            implied.map(|p| Value::Price(p as i128)).unwrap_or(Value::Absent),
-            Value::Price(c.price.0 as i128),
-            Classification::True,
-            format!(
-                "line {}: at the confirmed price {what}, not what the ledger allocated {} units for {} (ledger column: a price consistent with the ledger)",
-                c.line,
-                super::fmt_units(lu as i128),
-                super::fmt_pence(lc as i128)
-            ),
-        ))
+        Kind::Price,
+        id,
+        Some(side),
+        implied.map(|p| Value::Price(p as i128)).unwrap_or(Value::Absent),
+        Value::Price(c.price.0 as i128),
+        Classification::True,
+        format!(
+            "line {}: at the confirmed price {what}, not what the ledger allocated {} units for {} (ledger column: a price consistent with the ledger)",
+            c.line,
+            super::fmt_units(lu as i128),
+            super::fmt_pence(lc as i128)
+        ),
+    ))
 }
 
 /// The lowest price (micro-pounds) at which `units` fetch `cash` (pence), if any.

@@ -705,4 +705,37 @@ mod tests {
         assert_eq!(facts.journal_mismatches.len(), 1);
         assert_eq!(facts.journal_mismatches[0].id, member.id);
     }
+
+    #[test]
+    fn figures_beyond_the_platforms_range_are_refused_not_summed() {
+        // Before: summed into i128 and, with overflow checks, a panic on a damaged export.
+        let bank = chart::account(AccountKind::Bank, 1, 0);
+        let mut huge = bank;
+        huge.debits_posted = u128::from(u64::MAX) + 1;
+        let mut s = LedgerScan::new(false);
+        s.account(&huge);
+        s.account(&huge);
+        let e = s.finish().unwrap_err();
+        assert!(
+            e.contains(&format!("account {:#x}", bank.id)) && e.contains("range"),
+            "{e}"
+        );
+        let t = Transfer {
+            id: 9,
+            amount: u128::MAX,
+            ..Transfer::default()
+        };
+        let mut s = LedgerScan::new(true);
+        s.transfer(&t);
+        let e = s.finish().unwrap_err();
+        assert!(e.contains("transfer 0x9") && e.contains("range"), "{e}");
+        // The largest figures in range still add up exactly.
+        let mut big = bank;
+        big.debits_posted = u128::from(u64::MAX);
+        let facts = scan(&[big, big], &[], false);
+        assert_eq!(
+            facts.class(1, AccountKind::Bank).debit_balance(),
+            2 * i128::from(u64::MAX)
+        );
+    }
 }

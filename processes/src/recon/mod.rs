@@ -597,9 +597,27 @@ mod tests {
         assert!(parse_scaled("0.0000001", 6, false).is_err());
         assert!(parse_scaled("-1", 2, false).is_err());
         assert_eq!(parse_scaled("-1.25", 2, true), Ok(-125));
-        for bad in ["", "1e3", "1,000", "abc", "1.", ".5", "--1", "1.2.3"] {
+        for bad in [
+            "", "1e3", "1,000", "abc", "1.", ".5", "--1", "1.2.3", "+1", "1_000",
+        ] {
             assert!(parse_scaled(bad, 2, true).is_err(), "{bad}");
         }
+        // Checked to the last digit: the ends of i128 are figures, one past them an error
+        // (before, `rust_decimal` panicked scaling a figure of 24 digits or more).
+        let max = i128::MAX.to_string();
+        assert_eq!(parse_scaled(&max, 0, false), Ok(i128::MAX));
+        assert_eq!(parse_scaled(&format!("-{max}"), 0, true), Ok(-i128::MAX));
+        let past = "170141183460469231731687303715884105728";
+        assert!(parse_scaled(past, 0, false)
+            .unwrap_err()
+            .contains("out of range"));
+        let wide = "9".repeat(40);
+        assert!(parse_scaled(&wide, 6, false)
+            .unwrap_err()
+            .contains("out of range"));
+        // Zeros past the places say nothing; a negative zero is zero.
+        assert_eq!(parse_scaled("1.50000000", 2, false), Ok(150));
+        assert_eq!(parse_scaled("-0.00", 2, false), Ok(0));
         assert_eq!(fmt_units(12_500_000), "12.500000");
         assert_eq!(fmt_pence(-5), "-0.05");
         assert_eq!(
