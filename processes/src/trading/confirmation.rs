@@ -100,9 +100,10 @@ pub fn check_fills(trade: &ExternalTrade, c: &Confirmation) -> Result<(), String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::{Delivery, Host};
     use crate::messages::{Message, MsgKind};
     use crate::money::Price;
-    use crate::process::Service;
+    use crate::process::{Envelope, LedgerRequest, Service};
     use crate::trading::pricing::Pricing;
     use crate::trading::testkit::{drive_ok, handle, message, monday, sample_trade, sent};
 
@@ -229,5 +230,45 @@ mod tests {
         assert!(sent(&fx)
             .iter()
             .any(|e| matches!(e.body, Message::TradeAllocated { .. })));
+    }
+
+    /// Operations' side of the host: only the alerts matter here.
+    #[derive(Default)]
+    struct Alerts(Vec<crate::process::Alert>);
+
+    impl crate::host::Io for Alerts {
+        fn submit_ledger(&mut self, _: Service, _: crate::host::Ticket, _: &LedgerRequest) {}
+        fn send(&mut self, _: u64, _: Envelope) {}
+        fn set_timer(&mut self, _: Service, _: u64, _: u64, _: u64) {}
+        fn alert(&mut self, _: u64, alert: crate::process::Alert) {
+            self.0.push(alert);
+        }
+    }
+
+    #[test]
+    fn under_the_host_a_bad_confirmation_is_one_dead_letter_and_an_alert() {
+        let (trade, _, c) = sample_trade(monday(), 1);
+        let mut host = Host::new(Service::Pricing, || Pricing::new(Default::default()));
+        let mut io = Alerts::default();
+        host.recover(0, &mut io).expect("a fresh store");
+        let bad = Envelope {
+            id: crate::messages::msg_id(MsgKind::TradePriced, trade.id, 0),
+            from: Service::Custodian,
+            to: Service::Pricing,
+            seq: 0,
+            body: Message::TradePriced(Confirmation {
+                buy_cash_filled: 0,
+                ..c
+            }),
+        };
+        assert_eq!(host.deliver(1_000, bad, &mut io), Delivery::DeadLettered);
+        assert_eq!(host.stats().dead_letters, 1);
+        assert!(
+            io.0.iter()
+                .any(|a| a.process == "pricing" && a.what.contains("units_bought")),
+            "{:?}",
+            io.0
+        );
+        assert_eq!(host.state().dead_letters().len(), 1);
     }
 }
