@@ -31,6 +31,14 @@ step "tests"
 # whole days and a 3-replica fault test on real clusters are built and run too.
 cargo test --workspace --release --features acme-tools/tigerbeetle
 
+step "debug build: the ledger's tests, the processes' unit tests, the simulator's own and a short faulted swarm"
+# Release builds keep the asserts that guard money; this subset runs every debug_assert! too
+# (the expensive checks). Chosen for the CI budget: about 5 minutes cold on 2 cores, seconds
+# warm (the test profile is opt-level 2, so the runs are quick; the compile is the cost).
+cargo test -p acme-ledger
+cargo test -p acme-processes --lib
+cargo test -p acme-sim --lib --test short_swarm
+
 if [ "${SOAK:-0}" = "1" ]; then
   step "soak"
   cargo test --workspace --release -- --ignored

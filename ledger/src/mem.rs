@@ -365,7 +365,7 @@ impl MemLedger {
         let base = (self.prepare_timestamp + 1).max(self.now());
         let timestamp = base + events as u64;
         assert!(timestamp <= TIMESTAMP_MAX, "timestamps exhausted");
-        debug_assert!(timestamp > self.prepare_timestamp);
+        assert!(timestamp > self.prepare_timestamp);
         self.prepare_timestamp = timestamp;
         timestamp
     }
@@ -373,7 +373,7 @@ impl MemLedger {
     /// TigerBeetle's `pulse`: expires every pending transfer that is due at the ledger's current
     /// time. See the module documentation.
     fn pulse(&mut self) {
-        debug_assert!(self.scope.is_none());
+        assert!(self.scope.is_none());
         let Some(&(first, _)) = self.expiry.first() else {
             return;
         };
@@ -388,14 +388,17 @@ impl MemLedger {
             }
             self.expiry.pop_first();
             let p = self.transfers[position as usize];
-            debug_assert!(p.flags.contains(TransferFlags::PENDING));
-            debug_assert!(p.timeout > 0);
-            debug_assert_eq!(p.timestamp + u64::from(p.timeout) * NS_PER_S, expires_at);
-            debug_assert!(expires_at <= timestamp);
-            debug_assert_eq!(
+            // Money: expiring releases the pending amounts, so only a transfer still pending may
+            // expire, or the accounts lose what another post or void already moved.
+            assert!(p.flags.contains(TransferFlags::PENDING));
+            assert_eq!(
                 self.pending_status[position as usize],
                 PendingStatus::Pending
             );
+            // Bookkeeping of the expiry queue, not money: debug builds check it.
+            assert!(p.timeout > 0);
+            assert_eq!(p.timestamp + u64::from(p.timeout) * NS_PER_S, expires_at);
+            assert!(expires_at <= timestamp);
             self.pending_status[position as usize] = PendingStatus::Expired;
 
             let dr = self
@@ -407,19 +410,19 @@ impl MemLedger {
             let dr_account = &mut self.accounts[dr as usize];
             dr_account.debits_pending -= p.amount;
             if p.flags.contains(TransferFlags::CLOSING_DEBIT) {
-                debug_assert!(dr_account.flags.contains(AccountFlags::CLOSED));
+                assert!(dr_account.flags.contains(AccountFlags::CLOSED));
                 dr_account.flags = dr_account.flags.without(AccountFlags::CLOSED);
             }
             let cr_account = &mut self.accounts[cr as usize];
             cr_account.credits_pending -= p.amount;
             if p.flags.contains(TransferFlags::CLOSING_CREDIT) {
-                debug_assert!(cr_account.flags.contains(AccountFlags::CLOSED));
+                assert!(cr_account.flags.contains(AccountFlags::CLOSED));
                 cr_account.flags = cr_account.flags.without(AccountFlags::CLOSED);
             }
             timestamp += 1;
         }
         // The expiries took the timestamps `pulse_timestamp .. timestamp`.
-        debug_assert!(timestamp > pulse_timestamp);
+        assert!(timestamp > pulse_timestamp);
         assert!(timestamp - 1 <= TIMESTAMP_MAX);
         self.prepare_timestamp = timestamp - 1;
     }
@@ -428,8 +431,8 @@ impl MemLedger {
     // Linked-chain scopes.
 
     fn scope_open(&mut self) {
-        debug_assert!(self.scope.is_none());
-        debug_assert!(self.undo.is_empty());
+        assert!(self.scope.is_none());
+        assert!(self.undo.is_empty());
         self.scope = Some(Scope {
             accounts_len: self.accounts.len(),
             transfers_len: self.transfers.len(),
@@ -437,7 +440,7 @@ impl MemLedger {
     }
 
     fn scope_persist(&mut self) {
-        debug_assert!(self.scope.is_some());
+        assert!(self.scope.is_some());
         self.scope = None;
         self.undo.clear();
     }
@@ -455,7 +458,7 @@ impl MemLedger {
                     position,
                 } => {
                     let inserted = self.expiry.insert((expires_at, position));
-                    debug_assert!(inserted);
+                    assert!(inserted);
                 }
             }
         }
@@ -466,11 +469,11 @@ impl MemLedger {
                 let removed = self
                     .expiry
                     .remove(&(t.timestamp + u64::from(t.timeout) * NS_PER_S, position));
-                debug_assert!(removed);
+                assert!(removed);
             }
             let transfers = &self.transfers;
             let removed = self.transfer_ids.remove(t.id, |p| transfers[p as usize].id);
-            debug_assert_eq!(removed, Some(position));
+            assert_eq!(removed, Some(position));
             self.transfers.pop();
             self.pending_status.pop();
         }
@@ -478,7 +481,7 @@ impl MemLedger {
             let id = self.accounts.last().expect("account").id;
             let accounts = &self.accounts;
             let removed = self.account_ids.remove(id, |p| accounts[p as usize].id);
-            debug_assert_eq!(removed, Some((self.accounts.len() - 1) as u32));
+            assert_eq!(removed, Some((self.accounts.len() - 1) as u32));
             self.accounts.pop();
         }
     }
@@ -500,7 +503,7 @@ impl MemLedger {
     fn create_account(&mut self, timestamp: u64, a: &Account) -> CreateAccountResult {
         use CreateAccountResult as R;
         let imported = a.flags.contains(AccountFlags::IMPORTED);
-        debug_assert!(if imported {
+        assert!(if imported {
             a.timestamp == timestamp
         } else {
             a.timestamp == 0
@@ -560,7 +563,7 @@ impl MemLedger {
             }
         }
 
-        debug_assert!(self.accounts.last().map(|last| last.timestamp) < Some(timestamp));
+        assert!(self.accounts.last().map(|last| last.timestamp) < Some(timestamp));
         let position = u32::try_from(self.accounts.len()).expect("too many accounts");
         self.accounts.push(Account {
             id: a.id,
@@ -609,9 +612,9 @@ impl MemLedger {
         if range.start == 0 {
             prefetched.clear();
         }
-        debug_assert_eq!(prefetched.len(), range.start);
+        assert_eq!(prefetched.len(), range.start);
         let events = &events[range];
-        debug_assert!(events.len() <= PREFETCH_CHUNK);
+        assert!(events.len() <= PREFETCH_CHUNK);
         // Stages of short loops, each over independent loads, so that many misses are in flight.
         let mut tags = [[0u32; 3]; PREFETCH_CHUNK];
         for (t, tag) in events.iter().zip(tags.iter_mut()) {
@@ -667,7 +670,7 @@ impl MemLedger {
         use CreateTransferResult as R;
         let flags = t.flags;
         let imported = flags.contains(TransferFlags::IMPORTED);
-        debug_assert!(if imported {
+        assert!(if imported {
             t.timestamp == timestamp
         } else {
             t.timestamp == 0
@@ -731,6 +734,9 @@ impl MemLedger {
             return R::CodeMustNotBeZero;
         }
 
+        // A second lookup of both accounts would cost the cache misses the prefetch exists to
+        // overlap, so only debug builds redo it; what guards money (the positions are the
+        // transfer's own accounts) is the id check below, on records about to be read anyway.
         debug_assert_eq!(
             self.account_position(t.debit_account_id)
                 .unwrap_or(NOT_FOUND),
@@ -748,9 +754,12 @@ impl MemLedger {
         if cr_position == NOT_FOUND {
             return R::CreditAccountNotFound;
         }
+        assert_eq!(self.accounts[dr_position as usize].id, t.debit_account_id);
+        assert_eq!(self.accounts[cr_position as usize].id, t.credit_account_id);
         let dr = &self.accounts[dr_position as usize];
         let cr = &self.accounts[cr_position as usize];
-        debug_assert_ne!(dr_position, cr_position);
+        // Money: one account on both sides would make the transfer a no-op that still counts.
+        assert_ne!(dr_position, cr_position);
 
         if dr.ledger != cr.ledger {
             return R::AccountsMustHaveTheSameLedger;
@@ -777,12 +786,12 @@ impl MemLedger {
                 return R::ImportedEventTimestampMustPostdateCreditAccount;
             }
             if t.timeout != 0 {
-                debug_assert!(pending);
+                assert!(pending);
                 return R::ImportedEventTimeoutMustBeZero;
             }
         }
-        debug_assert!(timestamp > dr.timestamp);
-        debug_assert!(timestamp > cr.timestamp);
+        assert!(timestamp > dr.timestamp);
+        assert!(timestamp > cr.timestamp);
 
         if dr.flags.contains(AccountFlags::CLOSED) {
             return R::DebitAccountAlreadyClosed;
@@ -848,7 +857,7 @@ impl MemLedger {
         }
 
         // From here on the transfer succeeds.
-        debug_assert!(self.transfers.last().map(|last| last.timestamp) < Some(timestamp));
+        assert!(self.transfers.last().map(|last| last.timestamp) < Some(timestamp));
         let position = u32::try_from(self.transfers.len()).expect("too many transfers");
         self.transfers.push(Transfer {
             id: t.id,
@@ -874,9 +883,9 @@ impl MemLedger {
         self.transfer_ids
             .insert(t.id, position, |p| transfers[p as usize].id);
         if t.timeout > 0 {
-            debug_assert!(pending && !imported);
+            assert!(pending && !imported);
             let inserted = self.expiry.insert((timestamp + timeout_ns, position));
-            debug_assert!(inserted);
+            assert!(inserted);
         }
 
         self.touch_account(dr_position);
@@ -890,7 +899,7 @@ impl MemLedger {
         if flags.contains(TransferFlags::CLOSING_DEBIT) {
             dr.flags |= AccountFlags::CLOSED;
         }
-        debug_assert_account(dr);
+        assert_account(dr);
         let cr = &mut self.accounts[cr_position as usize];
         if pending {
             cr.credits_pending += amount;
@@ -900,13 +909,13 @@ impl MemLedger {
         if flags.contains(TransferFlags::CLOSING_CREDIT) {
             cr.flags |= AccountFlags::CLOSED;
         }
-        debug_assert_account(cr);
+        assert_account(cr);
         R::Ok
     }
 
     fn create_transfer_exists(&self, t: &Transfer, e: &Transfer) -> CreateTransferResult {
         use CreateTransferResult as R;
-        debug_assert_eq!(t.id, e.id);
+        assert_eq!(t.id, e.id);
         if t.flags != e.flags {
             return R::ExistsWithDifferentFlags;
         }
@@ -966,7 +975,7 @@ impl MemLedger {
         let flags = t.flags;
         let post = flags.contains(TransferFlags::POST_PENDING_TRANSFER);
         let void = flags.contains(TransferFlags::VOID_PENDING_TRANSFER);
-        debug_assert!(post || void);
+        assert!(post || void);
 
         if post && void {
             return R::FlagsAreMutuallyExclusive;
@@ -1047,7 +1056,7 @@ impl MemLedger {
             PendingStatus::Posted => return R::PendingTransferAlreadyPosted,
             PendingStatus::Voided => return R::PendingTransferAlreadyVoided,
             PendingStatus::Expired => {
-                debug_assert!(p.timeout > 0);
+                assert!(p.timeout > 0);
                 return R::PendingTransferExpired;
             }
         }
@@ -1074,7 +1083,7 @@ impl MemLedger {
                 return R::ImportedEventTimestampMustNotRegress;
             }
         }
-        debug_assert!(timestamp > p.timestamp);
+        assert!(timestamp > p.timestamp);
 
         // The only movement allowed in a closed account is voiding a pending transfer.
         let dr_closed = self.accounts[dr_position as usize]
@@ -1091,7 +1100,7 @@ impl MemLedger {
         }
 
         // From here on the transfer succeeds.
-        debug_assert!(self.transfers.last().map(|last| last.timestamp) < Some(timestamp));
+        assert!(self.transfers.last().map(|last| last.timestamp) < Some(timestamp));
         let position = u32::try_from(self.transfers.len()).expect("too many transfers");
         self.transfers.push(Transfer {
             id: t.id,
@@ -1126,9 +1135,9 @@ impl MemLedger {
             .insert(t.id, position, |q| transfers[q as usize].id);
 
         if let Some(expires_at) = expires_at {
-            debug_assert!(expires_at > timestamp);
+            assert!(expires_at > timestamp);
             let removed = self.expiry.remove(&(expires_at, p_position));
-            debug_assert!(removed);
+            assert!(removed);
             if self.scope.is_some() {
                 self.undo.push(Undo::ExpiryRemoved {
                     expires_at,
@@ -1153,23 +1162,23 @@ impl MemLedger {
         let dr = &mut self.accounts[dr_position as usize];
         dr.debits_pending -= p.amount;
         if post {
-            debug_assert!(!p.flags.contains(TransferFlags::CLOSING_DEBIT));
+            assert!(!p.flags.contains(TransferFlags::CLOSING_DEBIT));
             dr.debits_posted += amount;
         } else if p.flags.contains(TransferFlags::CLOSING_DEBIT) {
-            debug_assert!(dr.flags.contains(AccountFlags::CLOSED));
+            assert!(dr.flags.contains(AccountFlags::CLOSED));
             dr.flags = dr.flags.without(AccountFlags::CLOSED);
         }
-        debug_assert_account(dr);
+        assert_account(dr);
         let cr = &mut self.accounts[cr_position as usize];
         cr.credits_pending -= p.amount;
         if post {
-            debug_assert!(!p.flags.contains(TransferFlags::CLOSING_CREDIT));
+            assert!(!p.flags.contains(TransferFlags::CLOSING_CREDIT));
             cr.credits_posted += amount;
         } else if p.flags.contains(TransferFlags::CLOSING_CREDIT) {
-            debug_assert!(cr.flags.contains(AccountFlags::CLOSED));
+            assert!(cr.flags.contains(AccountFlags::CLOSED));
             cr.flags = cr.flags.without(AccountFlags::CLOSED);
         }
-        debug_assert_account(cr);
+        assert_account(cr);
         R::Ok
     }
 
@@ -1205,7 +1214,7 @@ impl MemLedger {
                 if linked {
                     if chain.is_none() {
                         chain = Some(index);
-                        debug_assert!(!chain_broken);
+                        assert!(!chain_broken);
                         self.scope_open();
                     }
                     if index == events.len() - 1 {
@@ -1248,7 +1257,7 @@ impl MemLedger {
                             *r = E::LINKED_EVENT_FAILED;
                         }
                     } else {
-                        debug_assert!(
+                        assert!(
                             result == E::LINKED_EVENT_FAILED
                                 || result == E::LINKED_EVENT_CHAIN_OPEN
                         );
@@ -1265,8 +1274,8 @@ impl MemLedger {
                 chain_broken = false;
             }
         }
-        debug_assert!(chain.is_none() && !chain_broken && self.scope.is_none());
-        debug_assert!(self.undo.is_empty());
+        assert!(chain.is_none() && !chain_broken && self.scope.is_none());
+        assert!(self.undo.is_empty());
         Ok(results)
     }
 
@@ -1338,7 +1347,7 @@ fn timestamp_filter_valid(min: u64, max: u64) -> bool {
 
 fn create_account_exists(a: &Account, e: &Account) -> CreateAccountResult {
     use CreateAccountResult as R;
-    debug_assert_eq!(a.id, e.id);
+    assert_eq!(a.id, e.id);
     if a.flags != e.flags {
         return R::ExistsWithDifferentFlags;
     }
@@ -1351,7 +1360,7 @@ fn create_account_exists(a: &Account, e: &Account) -> CreateAccountResult {
     if a.user_data_32 != e.user_data_32 {
         return R::ExistsWithDifferentUserData32;
     }
-    debug_assert!(a.reserved == 0 && e.reserved == 0);
+    assert!(a.reserved == 0 && e.reserved == 0);
     if a.ledger != e.ledger {
         return R::ExistsWithDifferentLedger;
     }
@@ -1367,10 +1376,11 @@ fn post_or_void_pending_transfer_exists(
     p: &Transfer,
 ) -> CreateTransferResult {
     use CreateTransferResult as R;
-    debug_assert_eq!(t.flags, e.flags);
-    debug_assert_eq!(t.pending_id, p.id);
-    debug_assert!(p.flags.contains(TransferFlags::PENDING));
-    debug_assert!(e.amount <= p.amount);
+    assert_eq!(t.flags, e.flags);
+    assert_eq!(t.pending_id, p.id);
+    // Money: a post never moved more than its pending transfer held.
+    assert!(p.flags.contains(TransferFlags::PENDING));
+    assert!(e.amount <= p.amount);
 
     if t.debit_account_id != 0 && t.debit_account_id != e.debit_account_id {
         return R::ExistsWithDifferentDebitAccountId;
@@ -1445,20 +1455,28 @@ fn transient(result: CreateTransferResult) -> bool {
     )
 }
 
-/// Invariants of an account after every event (TigerStyle: assert what must hold).
+/// Invariants of an account after every event (TigerStyle: assert what must hold). They guard
+/// money (no balance overflows, no member pot below zero), cost a few comparisons, and so hold
+/// in release builds too: a ledger that breaks one stops rather than books on.
 #[inline]
-fn debug_assert_account(a: &Account) {
-    debug_assert!(a.debits_pending.checked_add(a.debits_posted).is_some());
-    debug_assert!(a.credits_pending.checked_add(a.credits_posted).is_some());
-    debug_assert!(
+fn assert_account(a: &Account) {
+    let debits = a.debits_pending.checked_add(a.debits_posted);
+    let credits = a.credits_pending.checked_add(a.credits_posted);
+    assert!(
+        debits.is_some() && credits.is_some(),
+        "balance overflow: {a:?}"
+    );
+    assert!(
         !a.flags
             .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
-            || a.debits_pending + a.debits_posted <= a.credits_posted
+            || debits.is_some_and(|d| d <= a.credits_posted),
+        "debits exceed credits: {a:?}"
     );
-    debug_assert!(
+    assert!(
         !a.flags
             .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
-            || a.credits_pending + a.credits_posted <= a.debits_posted
+            || credits.is_some_and(|c| c <= a.debits_posted),
+        "credits exceed debits: {a:?}"
     );
 }
 
@@ -1803,6 +1821,8 @@ impl IdIndex {
     #[inline]
     fn insert(&mut self, id: u128, position: u32, key_of: impl Fn(u32) -> u128) {
         assert!(position != SLOT_EMPTY.position);
+        // A probe of its own per insert: the callers have just looked the id up, so only debug
+        // builds repeat it (an index check, not money: the ledger's records are elsewhere).
         debug_assert!(self.get(id, &key_of).is_none());
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();

@@ -59,6 +59,21 @@ pub fn cash_for_units(units_micro: u64, price: Price) -> u64 {
     u64::try_from(pence).expect("cash overflow u64")
 }
 
+/// [`units_for_cash`] for figures from outside (a statement, a custodian's message): `None` for a
+/// zero price or units beyond `u64`, where the platform's own figures would be a bug.
+pub fn checked_units_for_cash(cash_pence: u64, price: Price) -> Option<u64> {
+    let numerator =
+        cash_pence as u128 * (PRICE_SCALE / PENCE_PER_POUND) as u128 * UNITS_SCALE as u128;
+    u64::try_from(numerator.checked_div(price.0 as u128)?).ok()
+}
+
+/// [`cash_for_units`] for figures from outside: `None` for cash beyond `u64`.
+pub fn checked_cash_for_units(units_micro: u64, price: Price) -> Option<u64> {
+    let numerator = units_micro as u128 * price.0 as u128;
+    let pence = numerator / ((PRICE_SCALE / PENCE_PER_POUND) as u128 * UNITS_SCALE as u128);
+    u64::try_from(pence).ok()
+}
+
 /// Splits `total` pro rata over `weights`: each share is `floor(total * w / sum(w))`.
 /// Returns the shares and the residual (`total - sum(shares)`), which is less than the number of
 /// weights. Deterministic: it depends only on the inputs and their order.
@@ -115,6 +130,15 @@ pub fn units_from_str(s: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// CI runs the suite in release and in debug: either way an overflow traps (the release
+    /// profile sets `overflow-checks`), so a sum of money that would wrap stops instead.
+    #[test]
+    fn this_build_traps_overflow() {
+        let max = std::hint::black_box(u64::MAX);
+        let wrapped = std::panic::catch_unwind(|| max + std::hint::black_box(1));
+        assert!(wrapped.is_err(), "u64::MAX + 1 did not trap");
+    }
 
     #[test]
     fn buying_at_a_round_price() {

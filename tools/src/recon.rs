@@ -13,13 +13,10 @@
 mod source;
 
 use acme_processes::calendar::Date;
-use acme_processes::recon::cash::parse_cash;
-use acme_processes::recon::holdings::{parse_holdings, Expect};
+use acme_processes::recon::files::{exit_code, reconcile_files, StatementFile, StatementFiles};
 use acme_processes::recon::ledger::{Calendar, MANIFEST_FILE};
-use acme_processes::recon::trades::parse_trades;
 use acme_processes::recon::{
-    fmt_units, parse_scaled, reconcile, Break, Classification, ReconConfig, Report, Statements,
-    DEFAULT_CUSTODIAN_ACCOUNT,
+    fmt_units, parse_scaled, Break, Classification, ReconConfig, Report, DEFAULT_CUSTODIAN_ACCOUNT,
 };
 use acme_sim::export::ExportFile;
 use source::{shown, Dating, LedgerRead};
@@ -147,33 +144,28 @@ fn read_ledger(args: &ReconArgs) -> Result<LedgerRead, String> {
 /// Everything `acme recon` does but printing: the report, or an error for people.
 pub fn run(args: &ReconArgs) -> Result<(Report, String), String> {
     let tolerance = parse_scaled(&args.cash_tolerance, 2, false)
-        .map_err(|e| format!("--cash-tolerance: {e}"))?;
+        .map_err(|e| format!("--cash-tolerance: {e}"))
+        .and_then(|t| u64::try_from(t).map_err(|_| "--cash-tolerance: out of range".to_string()))?;
     let read = read_ledger(args)?;
-    let as_of = read.as_of;
-    let expect = Expect {
-        date: Some(as_of),
-        custodian_account: Some(args.custodian_account.clone()),
-    };
-    let mut statements = Statements::default();
-    if let Some(p) = &args.holdings {
-        statements.holdings =
-            Some(parse_holdings(&shown(p), &read_text(p)?, &expect).map_err(|e| e.to_string())?);
-    }
-    if let Some(p) = &args.trades {
-        statements.trades =
-            Some(parse_trades(&shown(p), &read_text(p)?, Some(as_of)).map_err(|e| e.to_string())?);
-    }
-    for p in &args.cash {
-        statements
-            .cash
-            .push(parse_cash(&shown(p), &read_text(p)?, Some(as_of)).map_err(|e| e.to_string())?);
-    }
     let cfg = ReconConfig {
-        as_of,
+        as_of: read.as_of,
         settlement_lag_days: read.settlement_lag_days,
-        cash_tolerance_pence: tolerance as u64,
+        cash_tolerance_pence: tolerance,
     };
-    let mut report = reconcile(&cfg, &read.facts, &statements).map_err(|e| e.to_string())?;
+    let text = |p: &PathBuf| read_text(p).map(|t| (shown(p), t));
+    let holdings = args.holdings.as_ref().map(text).transpose()?;
+    let trades = args.trades.as_ref().map(text).transpose()?;
+    let cash = args.cash.iter().map(text).collect::<Result<Vec<_>, _>>()?;
+    fn file((name, text): &(String, String)) -> StatementFile<'_> {
+        StatementFile { name, text }
+    }
+    let files = StatementFiles {
+        holdings: holdings.as_ref().map(file),
+        trades: trades.as_ref().map(file),
+        cash: cash.iter().map(file).collect(),
+    };
+    let mut report = reconcile_files(&cfg, &args.custodian_account, &read.facts, &files)
+        .map_err(|e| e.to_string())?;
     if let (Some(s), Some(internal)) = (read.stats, report.levels.first_mut()) {
         internal.notes.push(format!(
             "read through the port at timestamp {}: {} accounts, {} transfers in {} pages; \
@@ -204,11 +196,7 @@ pub fn main(args: ReconArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    }
+    ExitCode::from(exit_code::<String>(&Ok(report)))
 }
 
 // ---------------------------------------------------------------------------------------------

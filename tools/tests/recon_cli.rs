@@ -428,3 +428,121 @@ fn a_durable_store_reconciles_read_only_like_its_export() {
     assert_eq!(v["breaks"][0]["kind"], "pending_units");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The binary on bad files: the named cases of issue 12 exit with their documented codes (a
+/// 24-digit figure used to exit 101, a panic), and seeded byte mutations of every statement exit
+/// 0, 1 or 2, never anything else. The fuzz test (`tests/tests/recon_fuzz.rs`) runs 50,000 cases
+/// in process, a million in the soak; these check the exit codes the binary really returns.
+#[test]
+fn bad_files_exit_1_or_2_and_mutated_ones_never_anything_but_0_1_or_2() {
+    let day = Day::new("bad-files");
+    let field = |n: usize, v: &'static str| {
+        move |t: String| {
+            let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+            let mut f: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+            f[n] = v.to_string();
+            lines[1] = f.join(",");
+            lines.join("\n") + "\n"
+        }
+    };
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, &str, Edit, i32)> = vec![
+        (
+            "holdings 24 digits",
+            "custodian/holdings-DATE.csv",
+            Box::new(field(3, "123456789012345678901234")),
+            1,
+        ),
+        (
+            "semt.002 24 digits",
+            "custodian/holdings-DATE.xml",
+            Box::new(|t: String| t.replacen("<Unit>", "<Unit>123456789012345678901234", 1)),
+            1,
+        ),
+        (
+            "unknown sub-balance",
+            "custodian/holdings-DATE.xml",
+            Box::new(|t: String| t.replacen("<Cd>AWAS</Cd>", "<Cd>BLOK</Cd>", 1)),
+            1,
+        ),
+        (
+            "price 10^30",
+            "custodian/trades-DATE.csv",
+            Box::new(field(6, "1000000000000000000000000000000")),
+            1,
+        ),
+        (
+            "cash 10^23",
+            "bank/cash-DATE.csv",
+            Box::new(field(3, "99999999999999999999999")),
+            1,
+        ),
+        (
+            "no settled cash line",
+            "custodian/cash-DATE.csv",
+            Box::new(|t: String| {
+                t.lines()
+                    .filter(|l| !l.contains("CASH-SETTLED"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            }),
+            2,
+        ),
+    ];
+    for (what, file, edit, want) in &cases {
+        let original = std::fs::read(day.path(file)).expect("readable");
+        day.edit(file, edit);
+        let holdings = if file.ends_with(".xml") {
+            *file
+        } else {
+            "custodian/holdings-DATE.csv"
+        };
+        let out = day.recon(holdings, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(*want),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(day.path(file), original).expect("writable");
+    }
+    // Seeded byte mutations (xorshift), a few per statement.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let statements = [
+        "custodian/holdings-DATE.csv",
+        "custodian/holdings-DATE.xml",
+        "custodian/trades-DATE.csv",
+        "custodian/cash-DATE.csv",
+        "bank/cash-DATE.csv",
+    ];
+    for file in statements {
+        let original = std::fs::read(day.path(file)).expect("readable");
+        for _ in 0..4 {
+            let mut bytes = original.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                match next() % 3 {
+                    0 => bytes[at] = b"0123456789-.,<>\n9"[(next() % 17) as usize],
+                    1 => bytes[at] ^= 1 << (next() % 8),
+                    _ => bytes.truncate(at.max(1)),
+                }
+            }
+            std::fs::write(day.path(file), &bytes).expect("writable");
+            let holdings = if file.ends_with(".xml") {
+                file
+            } else {
+                statements[0]
+            };
+            let code = day.recon(holdings, &[]).status.code();
+            assert!(matches!(code, Some(0..=2)), "{file} mutated: exit {code:?}");
+        }
+        std::fs::write(day.path(file), original).expect("writable");
+    }
+}

@@ -232,7 +232,7 @@ pub fn encode_state(
     failed
         .iter()
         .for_each(|id| out.extend_from_slice(&id.to_le_bytes()));
-    debug_assert_eq!(out.len(), len);
+    assert_eq!(out.len(), len);
     out
 }
 

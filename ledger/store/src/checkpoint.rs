@@ -136,7 +136,7 @@ pub fn encode(store_id: u128, seq: u64, head: u128, state: &[u8]) -> (Checkpoint
         out.extend_from_slice(&sum.to_le_bytes());
         out.extend_from_slice(chunk);
     }
-    debug_assert_eq!(out.len() as u64, header.file_len());
+    assert_eq!(out.len() as u64, header.file_len());
     (header, out)
 }
 
@@ -168,7 +168,7 @@ pub fn write(
         storage.write_at(name, offset, &buf)?;
         offset += buf.len() as u64;
     }
-    debug_assert_eq!(offset, header.file_len());
+    assert_eq!(offset, header.file_len());
     Ok(header)
 }
 

@@ -109,7 +109,7 @@ impl RecordHeader {
 
     /// The whole record as one buffer, ready for one write.
     pub fn frame(&self, body: &[u8]) -> Vec<u8> {
-        debug_assert_eq!(body.len(), self.body_len as usize);
+        assert_eq!(body.len(), self.body_len as usize);
         let mut out = Vec::with_capacity(HEADER_SIZE + body.len());
         out.extend_from_slice(&self.encode());
         out.extend_from_slice(body);

@@ -3,8 +3,10 @@
 //! CSV, header `statement_date,account,currency,balance`: one line per account, `account` one
 //! of the names of [`CashAccount`] (`ACME-CLIENT-MONEY` at the bank; `ACME-CUSTODY-CASH-SETTLED`
 //! and `ACME-CUSTODY-CASH-PENDING` at the custodian), `currency` `GBP`, `balance` in pounds with
-//! at most 2 places (a minus sign allowed). Several statements may be reconciled together; an
-//! account may appear only once across them.
+//! at most 2 places (a minus sign allowed), within the platform's range (`u64` pence either
+//! way). Several statements may be reconciled together; an account may appear only once across
+//! them. A statement speaks for the institution of its lines, and an account of that institution
+//! it leaves out is a break (`missing_cash_line`), not a balance taken as reconciled.
 
 use super::holdings::{check_date, read_csv};
 use super::{fmt_pence, parse_scaled, CashAccount, InputError, CASH_ASSET};
@@ -65,6 +67,11 @@ pub fn parse_cash(
             ));
         }
         let balance_pence = parse_scaled(&f[3], 2, true).map_err(|r| e("balance", r))?;
+        // The platform's cash is u64 pence: a figure beyond it is a broken file, and bounding it
+        // keeps the engine's differences far from the ends of i128.
+        if balance_pence.unsigned_abs() > u128::from(u64::MAX) {
+            return Err(e("balance", format!("`{}` is out of range", f[3])));
+        }
         if let Some(first) = seen.insert(account, l) {
             return Err(e(
                 "account",

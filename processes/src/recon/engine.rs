@@ -806,43 +806,65 @@ fn compare_leg(
         ));
     }
     if same {
-        let (consistent, implied, what) = match side {
-            Side::Buy => (
-                price_consistent(c.price, lc as u64, lu as u64),
-                implied_price(lc as u64, lu as u64),
-                format!(
-                    "the buyers' cash buys {} units at it",
-                    super::fmt_units(crate::money::units_for_cash(lc as u64, c.price) as i128)
-                ),
-            ),
-            Side::Sell => (
-                crate::money::cash_for_units(lu as u64, c.price) as i128 == lc,
-                implied_sale_price(lu as u64, lc as u64),
-                format!(
-                    "the sellers' units fetch {} at it",
-                    super::fmt_pence(crate::money::cash_for_units(lu as u64, c.price) as i128)
-                ),
-            ),
-        };
-        if !consistent {
+        // Both sides' figures are non-negative and within u64 here: the confirmation's by its
+        // parser, the ledger's because they equal the confirmation's.
+        if let Some(b) = price_break(id, side, cu as u64, cc as u64, c) {
             same = false;
-            breaks.push(trade_break(
-                Kind::Price,
-                id,
-                Some(side),
-                implied.map(|p| Value::Price(p as i128)).unwrap_or(Value::Absent),
-                Value::Price(c.price.0 as i128),
-                Classification::True,
-                format!(
-                    "line {}: at the confirmed price {what}, not what the ledger allocated {} units for {} (ledger column: a price consistent with the ledger)",
-                    c.line,
-                    super::fmt_units(lu),
-                    super::fmt_pence(lc)
-                ),
-            ));
+            breaks.push(b);
         }
     }
     same
+}
+
+/// A price break when the confirmed price does not give the leg's units for its cash.
+fn price_break(id: TradeId, side: Side, lu: u64, lc: u64, c: &Confirmation) -> Option<Break> {
+    let (consistent, implied, what) = match side {
+        Side::Buy => {
+            let at_price = crate::money::checked_units_for_cash(lc, c.price);
+            (
+                at_price == Some(lu),
+                implied_price(lc, lu),
+                match at_price {
+                    Some(u) => format!(
+                        "the buyers' cash buys {} units at it",
+                        super::fmt_units(u as i128)
+                    ),
+                    None => "the buyers' cash buys more units than can be held".to_string(),
+                },
+            )
+        }
+        Side::Sell => {
+            let at_price = crate::money::checked_cash_for_units(lu, c.price);
+            (
+                at_price == Some(lc),
+                implied_sale_price(lu, lc),
+                match at_price {
+                    Some(p) => format!(
+                        "the sellers' units fetch {} at it",
+                        super::fmt_pence(p as i128)
+                    ),
+                    None => "the sellers' units fetch more cash than can be held".to_string(),
+                },
+            )
+        }
+    };
+    if consistent {
+        return None;
+    }
+    Some(trade_break(
+        Kind::Price,
+        id,
+        Some(side),
+        implied.map(|p| Value::Price(p as i128)).unwrap_or(Value::Absent),
+        Value::Price(c.price.0 as i128),
+        Classification::True,
+        format!(
+            "line {}: at the confirmed price {what}, not what the ledger allocated {} units for {} (ledger column: a price consistent with the ledger)",
+            c.line,
+            super::fmt_units(lu as i128),
+            super::fmt_pence(lc as i128)
+        ),
+    ))
 }
 
 /// The lowest price (micro-pounds) at which `units` fetch `cash` (pence), if any.
@@ -858,7 +880,7 @@ pub fn implied_sale_price(units_micro: u64, cash_pence: u64) -> Option<u64> {
 /// Whether `price` buys exactly `units` (micro) for `cash` (pence), rounding down as the
 /// custodian does.
 pub fn price_consistent(price: Price, cash_pence: u64, units_micro: u64) -> bool {
-    crate::money::units_for_cash(cash_pence, price) == units_micro
+    crate::money::checked_units_for_cash(cash_pence, price) == Some(units_micro)
 }
 
 /// The highest price (micro-pounds) at which `cash` buys `units`, if any.
@@ -990,6 +1012,73 @@ fn positions(
 // ---------------------------------------------------------------------------------------------
 // Cash
 
+/// The institution that states a cash account: the bank states ACME's client money, the custodian
+/// the cash it holds for trades.
+fn institution(account: CashAccount) -> &'static str {
+    match account {
+        CashAccount::ClientMoney => "bank",
+        CashAccount::CustodySettled | CashAccount::CustodyPending => "custodian",
+    }
+}
+
+/// Breaks for the accounts a statement should have carried and did not: a statement speaks for
+/// the institution of its lines (an empty one for every institution), and that institution's
+/// other accounts are then expected too, since a missing line is not a zero balance. Returns the
+/// accounts no statement was expected to carry (not reconciled, said in the notes).
+fn missing_cash_lines(
+    facts: &LedgerFacts,
+    statements: &[CashStatement],
+    stated: &BTreeSet<CashAccount>,
+    breaks: &mut Vec<Break>,
+) -> Vec<&'static str> {
+    let mut expected: BTreeMap<CashAccount, &str> = BTreeMap::new();
+    for st in statements {
+        for a in CashAccount::ALL {
+            let speaks = st.lines.is_empty()
+                || st
+                    .lines
+                    .iter()
+                    .any(|l| institution(l.account) == institution(a));
+            if speaks {
+                expected.entry(a).or_insert(&st.file);
+            }
+        }
+    }
+    let mut unstated = Vec::new();
+    for a in CashAccount::ALL.into_iter().filter(|a| !stated.contains(a)) {
+        let Some(file) = expected.get(&a) else {
+            unstated.push(a.name());
+            continue;
+        };
+        breaks.push(Break {
+            level: Level::Cash,
+            kind: Kind::MissingCashLine,
+            asset: CASH_ASSET.to_string(),
+            account: a.name().to_string(),
+            ledger: Value::Pence(ledger_cash(facts, a)),
+            statement: Value::Absent,
+            classification: Classification::True,
+            trades: Vec::new(),
+            detail: format!(
+                "{file}: the {}'s statement has no line for {}: ask for a complete statement",
+                institution(a),
+                a.name()
+            ),
+        });
+    }
+    unstated
+}
+
+/// The ledger's balance of a cash account, on its normal side.
+fn ledger_cash(facts: &LedgerFacts, account: CashAccount) -> i128 {
+    let class = |k| facts.class(LEDGER_CASH_GBP, k);
+    match account {
+        CashAccount::ClientMoney => class(AccountKind::Bank).debit_balance(),
+        CashAccount::CustodySettled => class(AccountKind::CustodianSettled).credit_balance(),
+        CashAccount::CustodyPending => class(AccountKind::CustodianUnsettled).credit_balance(),
+    }
+}
+
 fn cash(
     cfg: &ReconConfig,
     facts: &LedgerFacts,
@@ -1018,28 +1107,11 @@ fn cash(
     for st in statements {
         for l in &st.lines {
             stated.insert(l.account);
-            let (ledger, explained, explaining) = match l.account {
-                CashAccount::ClientMoney => (
-                    facts
-                        .class(LEDGER_CASH_GBP, AccountKind::Bank)
-                        .debit_balance(),
-                    0,
-                    BTreeMap::new(),
-                ),
-                CashAccount::CustodySettled => (
-                    facts
-                        .class(LEDGER_CASH_GBP, AccountKind::CustodianSettled)
-                        .credit_balance(),
-                    settled,
-                    trades.clone(),
-                ),
-                CashAccount::CustodyPending => (
-                    facts
-                        .class(LEDGER_CASH_GBP, AccountKind::CustodianUnsettled)
-                        .credit_balance(),
-                    pending,
-                    trades.clone(),
-                ),
+            let ledger = ledger_cash(facts, l.account);
+            let (explained, explaining) = match l.account {
+                CashAccount::ClientMoney => (0, BTreeMap::new()),
+                CashAccount::CustodySettled => (settled, trades.clone()),
+                CashAccount::CustodyPending => (pending, trades.clone()),
             };
             let diff = l.balance_pence - ledger;
             if diff == 0 || (diff.abs() <= tolerance && explained == 0) {
@@ -1067,16 +1139,12 @@ fn cash(
             });
         }
     }
-    let missing: Vec<&str> = CashAccount::ALL
-        .iter()
-        .filter(|a| !stated.contains(a))
-        .map(|a| a.name())
-        .collect();
     let mut notes = Vec::new();
-    if !missing.is_empty() {
+    let unstated = missing_cash_lines(facts, statements, &stated, breaks);
+    if !unstated.is_empty() {
         notes.push(format!(
             "not in any cash statement, not reconciled: {}",
-            missing.join(", ")
+            unstated.join(", ")
         ));
     }
     Ok(LevelOutcome {

@@ -16,8 +16,9 @@
 //!   refused); `AggtBal/Qty/Qty/Qty/Unit`: the aggregate units; `BalBrkdwn` with
 //!   `SubBalTp/Cd` = `PENR` (pending receipt, a net buy) or `PEND` (pending delivery, a net
 //!   sell) and `Qty/Qty/Unit`: the pending units (receipts less deliveries). Settled units are
-//!   the aggregate less pending on a contractual basis, the aggregate on a settled basis. Other
-//!   sub-balances (`AWAS`, ...) are read past.
+//!   the aggregate less pending on a contractual basis, the aggregate on a settled basis. `AWAS`
+//!   (available) is read past; any other sub-balance code, or a breakdown without one, is
+//!   refused.
 //!
 //! Either way: one line per asset, only ACME's ISINs, the statement date and custodian account
 //! the reconciliation expects; anything else is an [`InputError`] naming the line and field.
@@ -522,31 +523,13 @@ fn parse_semt002(file: &str, text: &str, expect: &Expect) -> Result<HoldingsStat
             )
         })?;
         let aggregate = units(file, x.line(unit), &qty_field, &x.text(unit), false)?;
-        let mut pending: i128 = 0;
-        for (j, sub) in bal
-            .children()
-            .filter(|c| c.is_element() && c.tag_name().name() == "BalBrkdwn")
-            .enumerate()
-        {
-            let sub_here = format!("{here}/BalBrkdwn[{}]", j + 1);
-            let Some(code) = x.child(sub, "SubBalTp").and_then(|t| x.child(t, "Cd")) else {
-                continue;
-            };
-            let sign = match x.text(code).as_str() {
-                "PENR" => 1,
-                "PEND" => -1,
-                _ => continue,
-            };
-            let field = format!("{sub_here}/Qty/Qty/Unit");
-            let u = x.need(sub, &sub_here, "Qty/Qty/Unit")?;
-            pending += sign * units(file, x.line(u), &field, &x.text(u), false)?;
-        }
+        let pending = pending_units(&x, bal, &here)?;
         let settled = if contractual {
-            aggregate - pending
+            aggregate.checked_sub(pending)
         } else {
-            aggregate
+            Some(aggregate)
         };
-        if settled < 0 {
+        let Some(settled) = settled.filter(|s| *s >= 0) else {
             return Err(x.err(
                 unit,
                 &qty_field,
@@ -556,7 +539,7 @@ fn parse_semt002(file: &str, text: &str, expect: &Expect) -> Result<HoldingsStat
                     fmt_units(pending)
                 ),
             ));
-        }
+        };
         push_line(
             file,
             &mut lines,
@@ -570,12 +553,54 @@ fn parse_semt002(file: &str, text: &str, expect: &Expect) -> Result<HoldingsStat
             &isin_field,
         )?;
     }
+    let Some(date) = date else {
+        return Err(x.err(date_node, date_field, "no statement date"));
+    };
     Ok(HoldingsStatement {
         file: file.to_string(),
-        date: date.expect("checked"),
+        date,
         custodian_account,
         lines,
     })
+}
+
+/// The sub-balance codes of a `BalBrkdwn`, and what each does to the pending units: receipts
+/// add, deliveries subtract, and `AWAS` (available: the settled part, which the aggregate already
+/// says) is read past. Any other code is refused: a sub-balance nobody here understands (blocked,
+/// on loan, in transit) may mean the figures do not say what the reconciliation assumes.
+const SUB_BALANCES: [(&str, i128); 3] = [("PENR", 1), ("PEND", -1), ("AWAS", 0)];
+
+/// Pending units of one `BalForAcct`: receipts less deliveries over its sub-balances.
+fn pending_units(x: &Xml, bal: roxmltree::Node, here: &str) -> Result<i128, InputError> {
+    let mut pending: i128 = 0;
+    let subs = bal
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "BalBrkdwn");
+    for (j, sub) in subs.enumerate() {
+        let sub_here = format!("{here}/BalBrkdwn[{}]", j + 1);
+        let code = x.need(sub, &sub_here, "SubBalTp/Cd")?;
+        let code_field = format!("{sub_here}/SubBalTp/Cd");
+        let text = x.text(code);
+        let Some(&(_, sign)) = SUB_BALANCES.iter().find(|(c, _)| *c == text) else {
+            let known: Vec<&str> = SUB_BALANCES.iter().map(|(c, _)| *c).collect();
+            return Err(x.err(
+                code,
+                &code_field,
+                format!(
+                    "unknown sub-balance code `{text}` (known: {})",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let field = format!("{sub_here}/Qty/Qty/Unit");
+        let u = x.need(sub, &sub_here, "Qty/Qty/Unit")?;
+        let v = units(x.file, x.line(u), &field, &x.text(u), false)?;
+        pending = sign
+            .checked_mul(v)
+            .and_then(|d| pending.checked_add(d))
+            .ok_or_else(|| x.err(u, &field, "pending units out of range"))?;
+    }
+    Ok(pending)
 }
 
 fn xml_escape(s: &str) -> String {

@@ -168,6 +168,8 @@ pub struct LedgerScan {
     replay: Option<Replay>,
     /// The first error of the replay's spill (reported by [`LedgerScan::finish`]).
     spill_error: Option<String>,
+    /// The first figure beyond what the platform books (reported by [`LedgerScan::finish`]).
+    range_error: Option<String>,
     trades: BTreeMap<TradeId, LedgerTrade>,
     /// Earliest settlement post of each trade's lines (for trades with nothing net to settle).
     posts_settled: BTreeMap<TradeId, Date>,
@@ -194,6 +196,7 @@ impl LedgerScan {
             },
             replay,
             spill_error: None,
+            range_error: None,
             trades: BTreeMap::new(),
             posts_settled: BTreeMap::new(),
             last_class: None,
@@ -213,8 +216,29 @@ impl LedgerScan {
         }
     }
 
+    /// Notes the first figure beyond `u64`: the platform books cash and units as `u64` (see
+    /// `acme_ledger::chart`), so a larger one is a damaged or foreign ledger, and refusing it
+    /// keeps every sum below far from the ends of `i128`.
+    fn in_range(&mut self, what: impl FnOnce() -> String, values: &[u128]) -> bool {
+        if values.iter().all(|&v| v <= u128::from(u64::MAX)) {
+            return true;
+        }
+        self.range_error
+            .get_or_insert_with(|| format!("{} beyond the platform's range (u64)", what()));
+        false
+    }
+
     pub fn account(&mut self, a: &Account) {
         self.facts.accounts += 1;
+        let balances = [
+            a.debits_pending,
+            a.debits_posted,
+            a.credits_pending,
+            a.credits_posted,
+        ];
+        if !self.in_range(|| format!("account {:#x}: a balance", a.id), &balances) {
+            return;
+        }
         let sums = Sums::of(a);
         let key = (a.ledger, a.code);
         // Accounts come in runs of one class; add to a local sum and fold it in on change.
@@ -259,6 +283,9 @@ impl LedgerScan {
 
     pub fn transfer(&mut self, t: &Transfer) {
         self.facts.transfers += 1;
+        if !self.in_range(|| format!("transfer {:#x}: the amount", t.id), &[t.amount]) {
+            return;
+        }
         let (step, domain, cause, sub) = ids::decode(t.id);
         let amount = t.amount as i128;
         let by_trade = domain == Domain::Trade as u8 && t.code == step;
@@ -286,10 +313,14 @@ impl LedgerScan {
                 tr.settled_on = Some(tr.settled_on.map_or(d, |x| x.min(d)));
             }
             s if posted && trade_of_line != 0 && s == Step::BuyReservePost.code() => {
-                self.trade(trade_of_line).buy_cash += t.amount as u64
+                let tr = self.trade(trade_of_line);
+                let sum = tr.buy_cash.checked_add(t.amount as u64);
+                self.trade_sum(trade_of_line, sum, |tr| &mut tr.buy_cash, "buy cash");
             }
             s if posted && trade_of_line != 0 && s == Step::SellReservePost.code() => {
-                self.trade(trade_of_line).sell_units += t.amount as u64
+                let tr = self.trade(trade_of_line);
+                let sum = tr.sell_units.checked_add(t.amount as u64);
+                self.trade_sum(trade_of_line, sum, |tr| &mut tr.sell_units, "sell units");
             }
             s if posted && trade_of_line != 0 && s == Step::SettlePost.code() => {
                 let d = self.calendar.date_of(t.timestamp);
@@ -318,8 +349,32 @@ impl LedgerScan {
         }
     }
 
-    /// The facts; an error only when the journal replay's spill failed (a disk full, say).
+    /// Stores a trade's new leg total, or notes that it went beyond `u64`.
+    fn trade_sum(
+        &mut self,
+        id: TradeId,
+        sum: Option<u64>,
+        field: fn(&mut LedgerTrade) -> &mut u64,
+        what: &str,
+    ) {
+        match sum {
+            Some(v) => *field(self.trade(id)) = v,
+            None => {
+                self.range_error.get_or_insert_with(|| {
+                    format!(
+                        "trade {id:#x}: the {what} posted sum beyond the platform's range (u64)"
+                    )
+                });
+            }
+        }
+    }
+
+    /// The facts; an error when the journal replay's spill failed (a disk full, say) or a figure
+    /// was beyond the platform's range.
     pub fn finish(mut self) -> Result<LedgerFacts, String> {
+        if let Some(e) = self.range_error {
+            return Err(e);
+        }
         self.flush_class();
         for (id, mut t) in std::mem::take(&mut self.trades) {
             if t.settled_on.is_none() && t.net_units == 0 && t.net_cash == 0 {
@@ -349,7 +404,8 @@ pub fn scan(accounts: &[Account], transfers: &[Transfer], journal: bool) -> Ledg
     for t in transfers {
         s.transfer(t);
     }
-    s.finish().expect("an in-memory replay does not fail")
+    s.finish()
+        .expect("an in-memory replay of the platform's own ledger does not fail")
 }
 
 /// The business date of a ledger timestamp. By default the timestamp's UTC date (a ledger
@@ -648,5 +704,38 @@ mod tests {
         let facts = scan(&[b, m], &[t], true);
         assert_eq!(facts.journal_mismatches.len(), 1);
         assert_eq!(facts.journal_mismatches[0].id, member.id);
+    }
+
+    #[test]
+    fn figures_beyond_the_platforms_range_are_refused_not_summed() {
+        // Before: summed into i128 and, with overflow checks, a panic on a damaged export.
+        let bank = chart::account(AccountKind::Bank, 1, 0);
+        let mut huge = bank;
+        huge.debits_posted = u128::from(u64::MAX) + 1;
+        let mut s = LedgerScan::new(false);
+        s.account(&huge);
+        s.account(&huge);
+        let e = s.finish().unwrap_err();
+        assert!(
+            e.contains(&format!("account {:#x}", bank.id)) && e.contains("range"),
+            "{e}"
+        );
+        let t = Transfer {
+            id: 9,
+            amount: u128::MAX,
+            ..Transfer::default()
+        };
+        let mut s = LedgerScan::new(true);
+        s.transfer(&t);
+        let e = s.finish().unwrap_err();
+        assert!(e.contains("transfer 0x9") && e.contains("range"), "{e}");
+        // The largest figures in range still add up exactly.
+        let mut big = bank;
+        big.debits_posted = u128::from(u64::MAX);
+        let facts = scan(&[big, big], &[], false);
+        assert_eq!(
+            facts.class(1, AccountKind::Bank).debit_balance(),
+            2 * i128::from(u64::MAX)
+        );
     }
 }

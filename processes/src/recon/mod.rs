@@ -24,6 +24,7 @@
 
 pub mod cash;
 pub mod engine;
+pub mod files;
 pub mod holdings;
 pub mod ledger;
 pub mod replay;
@@ -34,7 +35,6 @@ use crate::calendar::Date;
 use crate::messages::{trade_date, trade_fund, trade_id, TradeId};
 use crate::money::{PENCE_PER_POUND, PRICE_SCALE, UNITS_SCALE};
 use acme_ledger::chart::{FundId, FUND_MAX};
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 pub use engine::{reconcile, ReconConfig, Statements};
@@ -205,33 +205,51 @@ impl CashAccount {
 // Decimal edges
 
 /// Parses a decimal with at most `places` decimal places into an integer of `10^places` minor
-/// units. `negative_ok` allows a leading minus.
+/// units. `negative_ok` allows a leading minus. Integer arithmetic, checked at every step: a
+/// figure too large for an `i128` of minor units is an error, never a panic (a statement is
+/// external input; `rust_decimal` would panic multiplying a 24-digit figure by the scale).
 pub fn parse_scaled(s: &str, places: u32, negative_ok: bool) -> Result<i128, String> {
     let t = s.trim();
     if t.is_empty() {
         return Err("is empty".into());
     }
-    // rust_decimal accepts forms like "1e3" and "_"; a statement figure is plain digits.
-    let body = t.strip_prefix('-').unwrap_or(t);
-    if body.is_empty()
-        || !body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        || body.bytes().filter(|&b| b == b'.').count() > 1
-        || body.starts_with('.')
-        || body.ends_with('.')
-    {
+    // A statement figure is plain digits: no exponent, no separators, no `+`.
+    let (negative, body) = match t.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, t),
+    };
+    let (whole, frac) = match body.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (body, None),
+    };
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || frac.is_some_and(|f| !digits(f)) {
         return Err(format!("`{t}` is not a decimal number"));
     }
-    let d: Decimal = t
-        .parse()
-        .map_err(|_| format!("`{t}` is not a decimal number"))?;
-    if d.is_sign_negative() && !d.is_zero() && !negative_ok {
-        return Err(format!("`{t}` is negative"));
-    }
-    let scaled = d * Decimal::from(10u64.pow(places));
-    if scaled.fract() != Decimal::ZERO {
+    let frac = frac.unwrap_or("");
+    let significant = frac.trim_end_matches('0');
+    if significant.len() > places as usize {
         return Err(format!("`{t}` has more than {places} decimal places"));
     }
-    i128::try_from(scaled).map_err(|_| format!("`{t}` is out of range"))
+    let out_of_range = || format!("`{t}` is out of range");
+    let mut v: i128 = 0;
+    let padded = significant
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(places as usize);
+    for b in whole.bytes().chain(padded) {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i128::from(b - b'0')))
+            .ok_or_else(out_of_range)?;
+    }
+    if negative && v != 0 {
+        if !negative_ok {
+            return Err(format!("`{t}` is negative"));
+        }
+        v = -v;
+    }
+    Ok(v)
 }
 
 /// Formats an integer of `10^places` minor units as a decimal with exactly `places` places.
@@ -360,6 +378,8 @@ pub enum Kind {
     // cash
     /// A cash balance differs by more than the tolerance.
     CashBalance,
+    /// A statement of the institution that holds a cash account has no line for it.
+    MissingCashLine,
 }
 
 impl Kind {
@@ -386,6 +406,7 @@ impl Kind {
             Kind::SettleDate => "settle_date",
             Kind::Asset => "asset",
             Kind::CashBalance => "cash_balance",
+            Kind::MissingCashLine => "missing_cash_line",
         }
     }
 }
@@ -576,9 +597,27 @@ mod tests {
         assert!(parse_scaled("0.0000001", 6, false).is_err());
         assert!(parse_scaled("-1", 2, false).is_err());
         assert_eq!(parse_scaled("-1.25", 2, true), Ok(-125));
-        for bad in ["", "1e3", "1,000", "abc", "1.", ".5", "--1", "1.2.3"] {
+        for bad in [
+            "", "1e3", "1,000", "abc", "1.", ".5", "--1", "1.2.3", "+1", "1_000",
+        ] {
             assert!(parse_scaled(bad, 2, true).is_err(), "{bad}");
         }
+        // Checked to the last digit: the ends of i128 are figures, one past them an error
+        // (before, `rust_decimal` panicked scaling a figure of 24 digits or more).
+        let max = i128::MAX.to_string();
+        assert_eq!(parse_scaled(&max, 0, false), Ok(i128::MAX));
+        assert_eq!(parse_scaled(&format!("-{max}"), 0, true), Ok(-i128::MAX));
+        let past = "170141183460469231731687303715884105728";
+        assert!(parse_scaled(past, 0, false)
+            .unwrap_err()
+            .contains("out of range"));
+        let wide = "9".repeat(40);
+        assert!(parse_scaled(&wide, 6, false)
+            .unwrap_err()
+            .contains("out of range"));
+        // Zeros past the places say nothing; a negative zero is zero.
+        assert_eq!(parse_scaled("1.50000000", 2, false), Ok(150));
+        assert_eq!(parse_scaled("-0.00", 2, false), Ok(0));
         assert_eq!(fmt_units(12_500_000), "12.500000");
         assert_eq!(fmt_pence(-5), "-0.05");
         assert_eq!(

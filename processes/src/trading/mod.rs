@@ -17,11 +17,13 @@
 //! - [`pricing`]: at the closing price, units are allocated pro rata (rounded down, the residual
 //!   to ACME's rounding account) as pending transfers, reservations are posted and the cash goes
 //!   to the custodian.
+//! - [`confirmation`]: what a custodian's confirmation must say before pricing acts on it.
 //! - [`settlement`]: at T+N the pending units are posted (final) and the custodian mirror moves
 //!   from unsettled to settled.
 
 pub mod aggregation;
 pub mod allocation;
+pub mod confirmation;
 pub mod intake;
 pub mod pricing;
 pub mod rebalancing;

@@ -189,13 +189,8 @@ impl Pricing {
                     };
                 }
                 Some(Custodian::Priced(c)) => {
-                    if c.buy_cash_filled > trade.buy_cash_pence
-                        || c.sell_units_filled > trade.sell_units_micro
-                    {
-                        fx.alert(
-                            "pricing",
-                            format!("trade {trade_id:#x}: fill above the order: {c:?}"),
-                        );
+                    if let Err(why) = super::confirmation::check_fills(trade, c) {
+                        fx.alert("pricing", format!("trade {trade_id:#x}: {why}: {c:?}"));
                         return;
                     }
                     t.allocation = Some(allocation::allocate(trade, orders, c));
@@ -451,6 +446,23 @@ impl Process for Pricing {
                         trade.id
                     }
                     Message::TradePriced(c) => {
+                        // The custodian's figures are outside input: a bad one is quarantined
+                        // (dead-lettered and alerted by the host), never booked or asserted on.
+                        let booked = self.trades.get(&c.trade_id).and_then(|t| t.booked.as_ref());
+                        let checked = super::confirmation::check(c).map_err(|r| r.to_string());
+                        let checked = checked.and_then(|()| match booked {
+                            // Known now: refuse it here. A trade booked later is checked when
+                            // it comes (an alert: the confirmation is already kept by then).
+                            Some((trade, _)) => super::confirmation::check_fills(trade, c),
+                            None => Ok(()),
+                        });
+                        if let Err(why) = checked {
+                            fx.poison(format!(
+                                "pricing: confirmation {} of trade {:#x} refused: {why}",
+                                c.revision, c.trade_id
+                            ));
+                            return;
+                        }
                         self.state(c.trade_id)
                             .answers
                             .entry(c.revision)
