@@ -283,6 +283,11 @@ impl Custodian {
         self.holdings.get(&fund).copied().unwrap_or_default()
     }
 
+    /// A trade the custodian priced.
+    pub fn trade(&self, trade_id: TradeId) -> Option<ExternalTrade> {
+        self.priced.get(&trade_id).map(|p| p.trade)
+    }
+
     pub fn priced_trades(&self) -> impl Iterator<Item = &PricedTrade> {
         self.priced.values()
     }

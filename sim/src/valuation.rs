@@ -1,5 +1,6 @@
-//! The valuation point in the simulated world: the custodian strikes the day's trades at the
-//! close, and the reference model books what it expects of them.
+//! The custodian's desk in the simulated world: at the valuation point it strikes the day's
+//! trades at the close and the reference model books what it expects of them; and it checks
+//! that our side chases a settlement only once it is due.
 //!
 //! A trade may reach the custodian after its date's valuation point: aggregation waits for
 //! every order received before the cut-off (see `acme_processes::trading::aggregation`), and a
@@ -13,7 +14,7 @@ use crate::custodian::Outcome;
 use crate::world::{Event, World};
 use acme_ledger::chart::FundId;
 use acme_processes::calendar::{Date, Ts};
-use acme_processes::messages::{ExternalTrade, Message};
+use acme_processes::messages::{ExternalTrade, Message, TradeId};
 use std::collections::BTreeMap;
 
 /// Business days after its date by which a trade must have reached the custodian.
@@ -49,6 +50,7 @@ impl World {
             return;
         }
         if late {
+            *self.trade_counts.entry("placed_late").or_default() += 1;
             if self.market.has_close(trade.fund, trade.trade_date) {
                 self.answer_trades(trade.trade_date);
             } else {
@@ -61,6 +63,28 @@ impl World {
                     &format!("place trade {:#x}", trade.id),
                 );
             }
+        }
+    }
+
+    /// A chase for a settlement before the trade's contractual settlement date (T+N business
+    /// days, by the custodian's own calendar) means the platform has the date wrong: it would
+    /// tell members, the cash forecast and reconciliation the wrong day.
+    pub(crate) fn check_settlement_chase(&mut self, now: Ts, trade_id: TradeId) {
+        let Some(trade) = self.custodian.trade(trade_id) else {
+            return; // never placed: the chase finds nothing, as at a real custodian
+        };
+        let lag = self.cfg.schedule.settlement_lag_days;
+        let due = self.calendar.add_business_days(trade.trade_date, lag);
+        let today = self.calendar.london_date(now);
+        if today < due {
+            self.violation(
+                "settlement_chased_when_due",
+                format!(
+                    "trade {trade_id:#x} (traded {}) chased on {today}, due {due}",
+                    trade.trade_date
+                ),
+                &format!("chase settlement {trade_id:#x}"),
+            );
         }
     }
 
