@@ -711,6 +711,9 @@ pub struct World {
     pub(crate) partial: BTreeSet<u64>,
     /// The world's own business days and London clock (not the platform's).
     pub(crate) calendar: WorldCalendar,
+    /// Trades the custodian amended whose new allocation pricing has not yet announced
+    /// (`TradeAllocated` of that revision): the model holds the new price already.
+    pub(crate) amending: BTreeMap<TradeId, u32>,
 }
 
 /// How long a member's client or the scheduler waits for an acknowledgement before sending again.
@@ -847,6 +850,7 @@ impl World {
             ledger_unavailable: 0,
             partial: BTreeSet::new(),
             calendar,
+            amending: BTreeMap::new(),
             cfg,
         };
         world.clock.set(world.now);
@@ -1343,6 +1347,7 @@ impl World {
                         acme_processes::messages::trade_fund(trade_id),
                         c.price,
                     );
+                    self.amending.insert(trade_id, c.revision);
                     self.send_confirmation(c, true);
                 }
             }
@@ -1635,6 +1640,17 @@ impl World {
                         self.oracle.submit(instruction, dealing);
                     }
                 }
+                if let (
+                    Delivery::Handled,
+                    Message::TradeAllocated {
+                        trade, revision, ..
+                    },
+                ) = (delivery, &envelope_copy.body)
+                {
+                    if self.amending.get(&trade.id).is_some_and(|r| r <= revision) {
+                        self.amending.remove(&trade.id);
+                    }
+                }
                 if let (Delivery::Handled, Message::InstructionsAdvanced { orders, state }) =
                     (delivery, &envelope_copy.body)
                 {
@@ -1731,6 +1747,11 @@ impl World {
                 )
             })
             .filter(|&(m, f)| self.oracle.settling(today, m, f) == 1)
+            // An amendment on its way to the ledger moves pending units the model moved already.
+            .filter(|&(_, f)| {
+                let amending = |t: &TradeId| self.custodian.trade(*t).is_some_and(|t| t.fund == f);
+                !self.amending.keys().any(amending)
+            })
             .collect();
         let pots: Vec<(u64, FundId)> = pots.into_iter().collect();
         // Reservations are left to the end of day: the model takes a day's sells when the day is
@@ -2169,5 +2190,6 @@ fn describe(event: &Event) -> String {
 #[path = "dealing_tests.rs"]
 mod dealing_tests;
 
+#[cfg(test)]
 #[path = "world_tests.rs"]
 mod tests;
