@@ -470,6 +470,24 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_snapshot_migrates() {
+        let mut agg = Aggregation::new(Schedule::default());
+        let d = monday();
+        handle(&mut agg, morning(d), &accepted(1 << 24, 1, Side::Buy, 5, d));
+        let mut v1 = serde_json::to_value(&agg).unwrap();
+        let m = v1.as_object_mut().unwrap();
+        m.remove("awaiting");
+        m.remove("arrived");
+        let migrated = agg.migrate(1, v1).expect("a migration from version 1");
+        let mut back: Aggregation = serde_json::from_value(migrated).expect("today's shape");
+        // Nothing counted: the open order trades when intake's answer says none is missing.
+        handle(&mut back, agg.schedule.cutoff(d), &cut_off(d));
+        let (fx, _) = handle(&mut back, agg.schedule.cutoff(d), &closed(d, 0));
+        assert_eq!(trades(&fx).len(), 1);
+        assert!(agg.migrate(2, serde_json::json!({})).is_err());
+    }
+
+    #[test]
     fn nonsense_inputs_are_poison() {
         let mut agg = Aggregation::new(Schedule::default());
         let (fx, poison) = handle(&mut agg, 0, &Input::Timer { timer_id: 1 });

@@ -918,6 +918,40 @@ mod tests {
         assert_eq!(dealing_closed(&fx), vec![(next, 1)]);
     }
 
+    /// Removes every `field` from a JSON value, at any depth: a state as an older version wrote it.
+    fn strip(v: &mut serde_json::Value, field: &str) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove(field);
+                m.values_mut().for_each(|x| strip(x, field));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| strip(x, field)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn a_version_1_snapshot_migrates() {
+        let mut intake = Intake::new(FUNDS.to_vec(), 3);
+        handle(
+            &mut intake,
+            0,
+            &instruction(1, 0, InstructionKind::Onboard { profile: 0 }),
+        );
+        let mut v1 = serde_json::to_value(&intake).unwrap();
+        for field in ["sent", "closing", "closed_through", "dealing_date"] {
+            strip(&mut v1, field);
+        }
+        let migrated = intake.migrate(1, v1).expect("a migration from version 1");
+        let back: Intake = serde_json::from_value(migrated).expect("today's shape");
+        assert_eq!(back.instructions().len(), 1);
+        assert!(back
+            .instructions()
+            .values()
+            .all(|r| r.dealing_date == Date(0)));
+        assert!(intake.migrate(3, serde_json::json!({})).is_err());
+    }
+
     /// Drives 10,000 instructions of 1,000 members to terminal states through `handle` alone:
     /// nothing of them stays but what is per member.
     #[test]
