@@ -326,6 +326,11 @@ impl Oracle {
         }
     }
 
+    /// Switches whose sale settled and whose purchase intake has not yet received.
+    pub fn purchases_waiting(&self) -> Vec<InstructionId> {
+        self.purchases.keys().copied().collect()
+    }
+
     /// (date, fund) of the orders of dates before `date` still waiting for the custodian.
     pub fn unanswered_before(&self, date: Date) -> Vec<(Date, FundId)> {
         self.orders.range(..(date, 0)).map(|(k, _)| *k).collect()
@@ -477,14 +482,16 @@ impl Oracle {
     }
 
     /// The custodian amended the price of the trade of `fund` on `date`.
-    pub fn amend(&mut self, date: Date, fund: FundId, price: Price) {
-        let mut t = self
-            .trades
-            .remove(&(date, fund))
-            .expect("amending a priced trade");
+    /// False if the model has no such trade open (the platform traded what it should not
+    /// have): the caller reports it.
+    pub fn amend(&mut self, date: Date, fund: FundId, price: Price) -> bool {
+        let Some(mut t) = self.trades.remove(&(date, fund)) else {
+            return false;
+        };
         self.book(&mut t, price, -1);
         self.book(&mut t, price, 1);
         self.trades.insert((date, fund), t);
+        true
     }
 
     /// Settlement day `date`: trades due settle; a settled switch sale buys its target fund today.

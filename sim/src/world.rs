@@ -1342,11 +1342,14 @@ impl World {
             Event::Amend(trade_id) => {
                 if let Some(c) = self.custodian.amend(trade_id) {
                     *self.trade_counts.entry("amended").or_default() += 1;
-                    self.oracle.amend(
-                        acme_processes::messages::trade_date(trade_id),
-                        acme_processes::messages::trade_fund(trade_id),
-                        c.price,
-                    );
+                    let trade = self.custodian.trade(trade_id).expect("amended: priced");
+                    if !self.oracle.amend(trade.trade_date, trade.fund, c.price) {
+                        self.violation(
+                            "member_pots_match_reference",
+                            format!("trade {trade_id:#x}: the model expected no such trade"),
+                            &format!("amend {trade_id:#x}"),
+                        );
+                    }
                     self.amending.insert(trade_id, c.revision);
                     self.send_confirmation(c, true);
                 }
