@@ -15,10 +15,11 @@
 //! receives it (`Schedule::dealing_date`: the day of receipt before the published cut-off, else
 //! the next business day; a switch's purchase when intake hears its sale settled), and the date
 //! travels with the order. Aggregation trades a date only once intake has answered its
-//! `CloseDealing` with `DealingClosed`, sent when the cut-off has passed and no order dealing
-//! on that date or earlier is still waiting for its reservation, with the number of such
-//! orders sent: an order received before the cut-off deals that day however late its
-//! reservation or its messages come.
+//! `CloseDealing` (sent when the cut-off has passed) with `DealingClosed`, sent when no order
+//! dealing on that date or earlier is still waiting for its reservation, with the number of
+//! such orders sent: an order received before the cut-off deals that day however late its
+//! reservation or its messages come. Should operations close a date before its published
+//! cut-off, what intake receives after that deals on the next business day.
 //!
 //! **Retirement.** A terminal instruction leaves the state: its outcome has been sent, and
 //! nothing that can still arrive needs its record (every order of it is finished). What stays is
@@ -50,7 +51,6 @@ pub const INSTRUCTION_UNITS_MAX: u64 = 10_000_000 * acme_ledger::chart::UNITS_SC
 const PHASE_ACCOUNTS: u64 = 1;
 const PHASE_TRANSFERS: u64 = 2;
 const TIMER_FLUSH: u64 = 1;
-const TIMER_CLOSE: u64 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -207,16 +207,21 @@ impl Intake {
         }
     }
 
-    /// Answers the `CloseDealing` requests that can be answered: the cut-off passed, and no
-    /// order dealing on that date or earlier waits for its reservation.
-    fn try_close(&mut self, now: u64, fx: &mut Effects) {
-        let schedule = Schedule::default();
+    /// The dealing date of a leg received at `now`: by the published cut-off, but never a date
+    /// already closed (operations may run a cut-off early; what comes after it deals next).
+    fn dealing_date(&self, now: u64) -> Date {
+        let date = Schedule::default().dealing_date(now);
+        if date <= self.closed_through {
+            self.closed_through.add_business_days(1)
+        } else {
+            date
+        }
+    }
+
+    /// Answers the `CloseDealing` requests that can be answered: no order dealing on that date
+    /// or earlier waits for its reservation. (The request means the cut-off has passed.)
+    fn try_close(&mut self, fx: &mut Effects) {
         while let Some(&date) = self.closing.first() {
-            if now < schedule.cutoff(date) {
-                // Asked early (a scheduler whose clock runs ahead): orders may still come.
-                fx.timer(TIMER_CLOSE << 32 | date.0 as u64, schedule.cutoff(date));
-                return;
-            }
             let waiting = self.instructions.iter().any(|(&id, r)| {
                 r.state == InstructionState::Received
                     && r.dealing_date != Date(0)
@@ -318,6 +323,8 @@ impl Intake {
     }
 
     fn advance(&mut self, a: &Advance, state: InstructionState, now: u64, fx: &mut Effects) {
+        // The receipt of a switch's purchase, should this notice be its sale's settlement.
+        let dealing_date = self.dealing_date(now);
         let Some(record) = self.instructions.get_mut(&a.instruction) else {
             // A taken instruction that is not live is finished and retired (its outcome went to
             // the member): a late or repeated notice for it is normal, and ignored. A notice
@@ -350,7 +357,7 @@ impl Intake {
             record.proceeds_pence = a.proceeds_pence;
             record.state = InstructionState::Received;
             // The purchase is received now: when intake learns the proceeds are the member's.
-            record.dealing_date = Schedule::default().dealing_date(now);
+            record.dealing_date = dealing_date;
             self.enqueue(a.instruction, 1, now, fx);
             return;
         }
@@ -567,7 +574,7 @@ impl Process for Intake {
                             leg: 0,
                             partial: false,
                             proceeds_pence: 0,
-                            dealing_date: Schedule::default().dealing_date(ctx.now),
+                            dealing_date: self.dealing_date(ctx.now),
                         },
                     );
                     self.enqueue(instruction.id, 0, ctx.now, fx);
@@ -575,7 +582,7 @@ impl Process for Intake {
                 Message::CloseDealing { date } => {
                     if *date > self.closed_through {
                         self.closing.insert(*date);
-                        self.try_close(ctx.now, fx);
+                        self.try_close(fx);
                     }
                 }
                 Message::InstructionsAdvanced { orders, state } => {
@@ -591,8 +598,6 @@ impl Process for Intake {
                 // newer buffer; flushing that early is harmless.
                 if timer_id >> 32 == TIMER_FLUSH {
                     self.flush(fx);
-                } else if timer_id >> 32 == TIMER_CLOSE {
-                    self.try_close(ctx.now, fx);
                 }
             }
             Input::Ledger { tag, reply } => {
@@ -604,7 +609,7 @@ impl Process for Intake {
                     (PHASE_TRANSFERS, LedgerReply::CreateTransfers(r)) => {
                         self.on_transfers(flush, r, fx);
                         if !self.closing.is_empty() {
-                            self.try_close(ctx.now, fx);
+                            self.try_close(fx);
                         }
                     }
                     // A phase intake never uses, or a reply of another kind than its request.
@@ -913,9 +918,12 @@ mod tests {
         // A copy of the request is not answered again; the next date counts the second.
         assert!(handle(&mut intake, late, &close_dealing(d)).0.is_empty());
         let (fx, _) = handle(&mut intake, late, &close_dealing(next));
-        assert!(dealing_closed(&fx).is_empty(), "asked before its cut-off");
-        let (fx, _) = handle(&mut intake, s.cutoff(next), &timer(&fx).unwrap());
         assert_eq!(dealing_closed(&fx), vec![(next, 1)]);
+        // Closed early (operations ran the cut-off ahead of time): what comes now deals after.
+        let fx = handle(&mut intake, late, &invest(1, 2)).0;
+        let third = handle(&mut intake, late, &timer(&fx).unwrap()).0;
+        let fx = handle(&mut intake, late, &answers(&third, |_| false)[0]).0;
+        assert_eq!(orders(&fx)[0].dealing_date, next.add_business_days(1));
     }
 
     /// Removes every `field` from a JSON value, at any depth: a state as an older version wrote it.
