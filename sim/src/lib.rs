@@ -25,6 +25,7 @@ pub mod export;
 pub mod market;
 pub mod members;
 pub mod oracle;
+mod partition;
 pub mod release;
 pub mod rng;
 pub mod summary;

@@ -1088,36 +1088,6 @@ impl World {
         );
     }
 
-    /// A partition between two parties, at any hour: an order held up past the cut-off still
-    /// deals on the date of its receipt (intake stamps it; aggregation waits for intake).
-    fn draw_partition(&mut self, date: Date) -> Partition {
-        const PARTIES: [Service; 6] = [
-            Service::Intake,
-            Service::Aggregation,
-            Service::Pricing,
-            Service::Settlement,
-            Service::Rebalancing,
-            Service::Custodian,
-        ];
-        let rng = &mut self.fault_rng;
-        let a = PARTIES[rng.below(PARTIES.len() as u64) as usize];
-        let b = loop {
-            let b = PARTIES[rng.below(PARTIES.len() as u64) as usize];
-            if b != a {
-                break b;
-            }
-        };
-        let minutes = rng.between(5, self.cfg.faults.partition_max_min.max(5));
-        let start_min = rng.between(0, 24 * 60 - minutes.min(24 * 60 - 1));
-        let from = date.at_minute(start_min as u32);
-        Partition {
-            a,
-            b,
-            from,
-            until: from + minutes * NS_PER_MIN,
-        }
-    }
-
     /// Whether the custodian is unreachable now.
     fn custodian_down(&self) -> bool {
         self.custodian_outage
