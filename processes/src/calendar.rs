@@ -110,10 +110,12 @@ pub const HOLIDAYS_VERSION: &str = "ew-2026-2030.1";
 /// deployment past 2030 needs the table extended first.
 pub const HOLIDAYS_YEARS: (i32, i32) = (2026, 2030);
 
-/// England and Wales bank holidays 2026-2030, as published by the UK government (Banking and
-/// Financial Dealings Act 1971 and the annual proclamations), substitute days included: when
-/// Christmas, Boxing Day or New Year's Day falls on a weekend the holiday is the next weekday
-/// not already one (so 27 and 28 December 2027, 3 January 2028, 28 December 2026).
+/// England and Wales bank holidays 2026-2030 (Banking and Financial Dealings Act 1971 and the
+/// royal proclamations), substitute days included: when Christmas, Boxing Day or New Year's Day
+/// falls on a weekend the holiday is the next weekday not already one (so 28 December 2026,
+/// 27 and 28 December 2027, 3 January 2028). 2026 and 2027 as the UK government publishes them;
+/// 2028-2030 by the same statutory rules, the usual Easter and May dates (no one-off holiday is
+/// known for them): check each year against its proclamation and bump [`HOLIDAYS_VERSION`].
 const HOLIDAY_YMD: [(i32, u32, u32); 40] = [
     (2026, 1, 1),   // New Year's Day
     (2026, 4, 3),   // Good Friday
