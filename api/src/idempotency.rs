@@ -56,8 +56,9 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hex(&sha256(&bytes))
 }
 
-/// The trade date an order taken at `now` is expected on (aggregation decides at the cut-off;
-/// an order at the very edge of it may move to the next one).
+/// The dealing date of an order taken at `now`, by the published cut-off (London time). Intake
+/// stamps the date when it receives the order, a moment later: one taken at the very edge of
+/// the cut-off may deal on the next business day.
 pub fn dealing_date(kind: &InstructionKind, now: Ts) -> Option<Date> {
     if matches!(
         kind,
@@ -65,13 +66,7 @@ pub fn dealing_date(kind: &InstructionKind, now: Ts) -> Option<Date> {
     ) {
         return None;
     }
-    let today = Date::of(now);
-    let cutoff = today.at_minute(Schedule::default().cutoff_min);
-    Some(if today.is_business_day() && now < cutoff {
-        today
-    } else {
-        today.add_business_days(1)
-    })
+    Some(Schedule::default().dealing_date(now))
 }
 
 /// Releases the key's in-flight hold however the request ends.

@@ -20,6 +20,7 @@ use acme_processes::calendar::{Date, Schedule, Ts};
 use acme_processes::messages::{msg_id, Confirmation, Message, MsgKind, TradeId};
 use acme_processes::money::Price;
 use acme_processes::process::{Envelope, Service};
+use acme_sim::calendar::WorldCalendar;
 use acme_sim::custodian::{Behaviour, Custodian, Outcome, PricedTrade};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -47,7 +48,13 @@ impl Default for Desk {
         };
         let lag = Schedule::default().settlement_lag_days;
         Desk {
-            custodian: Mutex::new(Custodian::new(CUSTODIAN_SEED, plain, lag)),
+            custodian: Mutex::new(Custodian::new(
+                CUSTODIAN_SEED,
+                plain,
+                lag,
+                // The simulated custodian's own England and Wales calendar, by rule.
+                WorldCalendar::england_and_wales(2026, 2040),
+            )),
             last_success: Mutex::new(BTreeMap::new()),
         }
     }

@@ -1,12 +1,12 @@
 //! The day's jobs on a timer (`acme serve --day-jobs`): on each business day of the platform's
-//! calendar (`acme_processes::calendar`: Monday to Friday, the schedule's times in UTC, as the
-//! processes themselves count them) settlement at the settlement time, the cut-off at the
-//! cut-off and the valuation at the valuation point. A job already due when the service starts
+//! calendar (`acme_processes::calendar`: weekdays but bank holidays, the schedule's times in
+//! London time, as the processes themselves count them) settlement at the settlement time, the
+//! cut-off at the cut-off and the valuation at the valuation point. A job already due when the service starts
 //! (it was down at the time) runs at once; every job is idempotent per (job, date), so running
 //! one again is harmless. Off by default, so that tests and demos drive the jobs themselves.
 
 use crate::http::App;
-use acme_processes::calendar::{Date, Schedule, Ts};
+use acme_processes::calendar::{london_date, Date, Schedule, Ts};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,26 +25,26 @@ fn day_plan(s: &Schedule) -> [(&'static str, u32); 3] {
 
 /// The jobs of `now`'s date that are due by `now` (none on a day that is not a business day).
 pub fn due(now: Ts, s: &Schedule) -> Vec<(&'static str, Date)> {
-    let today = Date::of(now);
+    let today = london_date(now);
     if !today.is_business_day() {
         return Vec::new();
     }
     day_plan(s)
         .into_iter()
-        .filter(|(_, minute)| today.at_minute(*minute) <= now)
+        .filter(|(_, minute)| s.at(today, *minute) <= now)
         .map(|(job, _)| (job, today))
         .collect()
 }
 
 /// When the next job after `now` falls.
 pub fn next_after(now: Ts, s: &Schedule) -> Ts {
-    let today = Date::of(now);
+    let today = london_date(now);
     let mut day = today;
     loop {
         if day.is_business_day() {
             let next = day_plan(s)
                 .into_iter()
-                .map(|(_, minute)| day.at_minute(minute))
+                .map(|(_, minute)| s.at(day, minute))
                 .find(|at| *at > now);
             if let Some(at) = next {
                 return at;
@@ -77,7 +77,7 @@ pub async fn run(app: Arc<App>) {
             }
         }
         // Only today's are kept: a date's jobs never fall due again once it has passed.
-        done.retain(|(_, d)| *d == Date::of(now));
+        done.retain(|(_, d)| *d == london_date(now));
         if failed {
             tokio::time::sleep(RETRY).await;
         } else {
@@ -115,6 +115,20 @@ mod tests {
         assert!(
             due(fri.next_day().at_minute(20 * 60), &s).is_empty(),
             "Saturday"
+        );
+        // In summer the jobs fall an hour earlier in UTC; Good Friday 2026 has none.
+        let thu = Date::from_ymd(2026, 4, 2).expect("a Thursday");
+        assert_eq!(
+            next_after(thu.at_minute(7 * 60), &s),
+            thu.at_minute(s.cutoff_min - 60)
+        );
+        assert!(due(thu.next_day().at_minute(20 * 60), &s).is_empty());
+        assert_eq!(
+            next_after(thu.at_minute(18 * 60), &s),
+            s.at(
+                Date::from_ymd(2026, 4, 7).expect("Tuesday"),
+                s.settlement_min
+            )
         );
     }
 }

@@ -55,8 +55,8 @@ pub struct FaultPlan {
     /// Chance that a scheduled job fires twice.
     pub job_twice_ppm: Ppm,
     /// Chance, per business day, of a network partition between two parties (platform services
-    /// or the custodian): nothing passes between them for a while. Partitions fall outside the
-    /// hours around the cut-off and the valuation point (see the simulator).
+    /// or the custodian): nothing passes between them for a while, at any hour (a third of them
+    /// near the cut-off; see the simulator's `partition`).
     pub partition_ppm: Ppm,
     /// Longest partition, minutes.
     pub partition_max_min: u64,

@@ -142,6 +142,12 @@ pub struct Order {
     pub side: Side,
     /// Cash to invest (buy) or units to sell (sell): pence or micro-units.
     pub amount: u64,
+    /// The dealing date intake gave the order from the time it received it (see
+    /// `Schedule::dealing_date`): the date it trades on, however late it reaches aggregation.
+    /// `Date(0)` on orders written before dealing dates were stamped (aggregation then dates
+    /// them by arrival, as that code did).
+    #[serde(default)]
+    pub dealing_date: Date,
 }
 
 /// One net trade with the custodian per fund and trade date, with a buy leg in cash and a sell
@@ -203,6 +209,12 @@ pub enum Message {
     },
     /// Intake -> Aggregation: an order whose cash is reserved.
     OrderAccepted(Order),
+    /// Aggregation -> Intake: the cut-off of `date` came; say when every order dealing on it
+    /// or earlier has been sent.
+    CloseDealing { date: Date },
+    /// Intake -> Aggregation: every order dealing on `date` or earlier and not counted in an
+    /// earlier answer has been sent: `orders` of them.
+    DealingClosed { date: Date, orders: u64 },
     /// Aggregation -> Custodian: place the trade.
     PlaceTrade(ExternalTrade),
     /// Aggregation -> Pricing: the trade and the orders it aggregates (in order-key order).
@@ -261,6 +273,8 @@ pub enum MsgKind {
     Rebalance = 12,
     ChaseConfirmation = 13,
     ChaseSettlement = 14,
+    CloseDealing = 15,
+    DealingClosed = 16,
 }
 
 /// `kind << 120 | cause << 56 | sub`: the id of a message of `kind` caused by `cause`

@@ -43,10 +43,13 @@ pub enum Bug {
     AckBeforeCommit,
     /// Recovery replays a journal through whatever code runs, whatever version wrote it.
     UnversionedReplay,
+    /// Settlement counts T+N in calendar days, not business days, when it expects the
+    /// custodian's settlement (so it chases over weekends and holidays, before the trade is due).
+    SettlementLagCalendarDays,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::DuplicateAppliedTwice,
         Bug::IdFromClock,
         Bug::AllocationRoundedUp,
@@ -63,6 +66,7 @@ impl Bug {
         Bug::NonAtomicReply,
         Bug::AckBeforeCommit,
         Bug::UnversionedReplay,
+        Bug::SettlementLagCalendarDays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +87,7 @@ impl Bug {
             Bug::NonAtomicReply => "non-atomic-reply",
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::UnversionedReplay => "unversioned-replay",
+            Bug::SettlementLagCalendarDays => "settlement-lag-calendar-days",
         }
     }
 

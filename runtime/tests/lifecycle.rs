@@ -26,6 +26,7 @@ use acme_processes::messages::{
 use acme_processes::money::Price;
 use acme_processes::process::{Envelope, Service};
 use acme_runtime::{AcceleratedClock, Clock, Config, Gateway, Runtime};
+use acme_sim::calendar::{year_of, WorldCalendar};
 use acme_sim::custodian::{Behaviour, Custodian, Outcome, PricedTrade};
 use acme_sim::market::Market;
 use acme_sim::members::{Population, MODELS};
@@ -86,6 +87,8 @@ struct Outside {
     clock: Arc<AcceleratedClock>,
     schedule: Schedule,
     first_day: Date,
+    /// The outside world's own business days (the custodian's, the market's, the model's).
+    calendar: WorldCalendar,
     last_activity_day: Date,
     end_day: Date,
     population: Population,
@@ -114,17 +117,25 @@ struct Outside {
 impl Outside {
     fn new(clock: Arc<AcceleratedClock>, first_day: Date) -> Outside {
         let schedule = Schedule::default();
-        let last_activity_day = first_day.add_business_days(DAYS - 1);
-        let end_day = last_activity_day.add_business_days(DRAIN_BUSINESS_DAYS_MAX);
+        let year = year_of(first_day);
+        let calendar = WorldCalendar::england_and_wales(year, year + 1);
+        let last_activity_day = calendar.add_business_days(first_day, DAYS - 1);
+        let end_day = calendar.add_business_days(last_activity_day, DRAIN_BUSINESS_DAYS_MAX);
         let mut o = Outside {
             clock,
             schedule,
             first_day,
+            calendar: calendar.clone(),
             last_activity_day,
             end_day,
             population: Population::new(SEED, MEMBERS, &FUNDS),
-            market: Market::new(SEED, &FUNDS, first_day, end_day),
-            custodian: Custodian::new(SEED, Behaviour::default(), schedule.settlement_lag_days),
+            market: Market::new(SEED, &FUNDS, &calendar, first_day, end_day),
+            custodian: Custodian::new(
+                SEED,
+                Behaviour::default(),
+                schedule.settlement_lag_days,
+                calendar,
+            ),
             oracle: Oracle::default(),
             events: BTreeMap::new(),
             seq: 0,
@@ -225,7 +236,9 @@ impl Outside {
                             // The model takes a member's instruction when intake does; intake
                             // acknowledges in the order it committed, and the bus keeps that
                             // order.
-                            self.oracle.submit(instruction, Date::of(now));
+                            let cutoff = self.schedule.cutoff_min;
+                            let dealing = self.calendar.dealing_date(now, cutoff);
+                            self.oracle.submit(instruction, dealing);
                         }
                     }
                 }
@@ -318,15 +331,16 @@ impl Outside {
                     return kind;
                 }
                 self.push(date.next_day().at_minute(0), Ev::DayStart(date.next_day()));
-                if !date.is_business_day() {
+                if !self.calendar.is_business_day(date) {
                     return kind;
                 }
                 let mut plan = Vec::new();
                 if date == self.first_day {
-                    plan.extend(self.population.onboarding(date, &schedule));
+                    plan.extend(self.population.onboarding(date, &schedule, &self.calendar));
                 }
                 if date <= self.last_activity_day {
-                    plan.extend(self.population.day(date, &schedule, &self.oracle));
+                    let cal = &self.calendar;
+                    plan.extend(self.population.day(date, &schedule, cal, &self.oracle));
                 }
                 for (at, instruction) in plan {
                     self.push(at, Ev::MemberSend(instruction));
@@ -374,7 +388,9 @@ impl Outside {
                 let answers = self.custodian.value(date, |f| market.close(f, date));
                 let outcomes: BTreeMap<FundId, Outcome> =
                     answers.iter().map(|(t, o)| (t.fund, *o)).collect();
-                for fund in self.oracle.valuation(date, &outcomes) {
+                self.oracle.valuation(date, &outcomes);
+                // Without faults every trade reaches the custodian before its valuation point.
+                for (_, fund) in self.oracle.unanswered_before(date.next_day()) {
                     self.problem(format!(
                         "fund {fund}: orders on {date} never reached the custodian"
                     ));
@@ -389,7 +405,8 @@ impl Outside {
                                 .find(|p| p.trade.id == trade.id)
                                 .expect("priced");
                             if p.amend_to.is_some() {
-                                let at = date.add_business_days(1).at_minute(9 * 60);
+                                let next = self.calendar.add_business_days(date, 1);
+                                let at = next.at_minute(9 * 60);
                                 self.push(at, Ev::Amend(trade.id));
                             }
                             self.send_confirmation(p.confirmation);
@@ -403,7 +420,7 @@ impl Outside {
                     .map(|&f| (f, self.market.close(f, date)))
                     .collect();
                 let by_fund: BTreeMap<FundId, Price> = prices.iter().copied().collect();
-                let trade_date = date.add_business_days(1);
+                let trade_date = self.calendar.add_business_days(date, 1);
                 for instruction in self.oracle.rebalance(date, &by_fund, &MODELS) {
                     self.counts.rebalance_switches += 1;
                     self.oracle.submit(&instruction, trade_date);
@@ -418,14 +435,23 @@ impl Outside {
             }
             Ev::SettlementDay(date) => {
                 self.oracle.settlement(date);
+                // Without faults intake hears of a settled sale this morning: the switch's
+                // purchase deals today.
+                for id in self.oracle.purchases_waiting() {
+                    self.oracle.purchase_received(id, date);
+                }
                 for p in self.custodian.settle_due(date) {
                     self.send_settlement(&p);
                 }
             }
             Ev::Amend(trade_id) => {
                 if let Some(c) = self.custodian.amend(trade_id) {
-                    self.oracle
-                        .amend(trade_date(trade_id), trade_fund(trade_id), c.price);
+                    if !self
+                        .oracle
+                        .amend(trade_date(trade_id), trade_fund(trade_id), c.price)
+                    {
+                        self.problem(format!("trade {trade_id:#x}: amended, not in the model"));
+                    }
                     self.send_confirmation(c);
                 }
             }

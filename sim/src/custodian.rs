@@ -8,6 +8,7 @@
 //! arithmetic, apart from the platform's code, and serve as an oracle: once messages are
 //! delivered, the ledger's custodian mirror must equal them.
 
+use crate::calendar::WorldCalendar;
 use crate::rng::{SimRng, Stream};
 use acme_ledger::chart::FundId;
 use acme_processes::calendar::Date;
@@ -79,6 +80,8 @@ pub struct Custodian {
     seed: u64,
     behaviour: Behaviour,
     settlement_lag_days: u32,
+    /// The custodian's own business days (the world's, not the platform's).
+    calendar: WorldCalendar,
     /// Trades taken, waiting for their valuation point, by trade date.
     placed: BTreeMap<Date, Vec<ExternalTrade>>,
     seen: BTreeSet<TradeId>,
@@ -86,7 +89,7 @@ pub struct Custodian {
     rejected: BTreeSet<TradeId>,
     settled: BTreeSet<TradeId>,
     holdings: BTreeMap<FundId, Holding>,
-    /// Trades that arrived after their valuation point (a platform bug).
+    /// Trades that arrived after their valuation point, priced at once at their date's close.
     pub late_trades: u64,
     pub counts: Counts,
 }
@@ -118,11 +121,17 @@ pub fn fill(amount: u64, fill_ppm: u32) -> u64 {
 }
 
 impl Custodian {
-    pub fn new(seed: u64, behaviour: Behaviour, settlement_lag_days: u32) -> Custodian {
+    pub fn new(
+        seed: u64,
+        behaviour: Behaviour,
+        settlement_lag_days: u32,
+        calendar: WorldCalendar,
+    ) -> Custodian {
         Custodian {
             seed,
             behaviour,
             settlement_lag_days,
+            calendar,
             placed: BTreeMap::new(),
             seen: BTreeSet::new(),
             priced: BTreeMap::new(),
@@ -188,10 +197,11 @@ impl Custodian {
             } else {
                 1_000_000
             };
-            let mut settle_date = date.add_business_days(self.settlement_lag_days);
+            let cal = &self.calendar;
+            let mut settle_date = cal.add_business_days(date, self.settlement_lag_days);
             if rng.chance_ppm(b.late_settlement_ppm) {
                 self.counts.late_settlements += 1;
-                settle_date = settle_date.add_business_days(rng.between(1, 2) as u32);
+                settle_date = cal.add_business_days(settle_date, rng.between(1, 2) as u32);
             }
             let price = close(trade.fund);
             let amend_to = rng.chance_ppm(b.amend_ppm).then(|| {
@@ -271,6 +281,11 @@ impl Custodian {
 
     pub fn holding(&self, fund: FundId) -> Holding {
         self.holdings.get(&fund).copied().unwrap_or_default()
+    }
+
+    /// A trade the custodian priced.
+    pub fn trade(&self, trade_id: TradeId) -> Option<ExternalTrade> {
+        self.priced.get(&trade_id).map(|p| p.trade)
     }
 
     pub fn priced_trades(&self) -> impl Iterator<Item = &PricedTrade> {

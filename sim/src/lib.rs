@@ -3,7 +3,8 @@
 //!
 //! - [`world`]: the event loop, virtual clock, simulated bus, and the hosts of the platform's
 //!   processes, all on the embedded ledger.
-//! - [`market`], [`members`], [`custodian`]: the outside world, seeded.
+//! - [`market`], [`members`], [`custodian`]: the outside world, seeded; [`calendar`]: its own
+//!   business days and London clock, apart from the platform's.
 //! - [`checker`]: named invariants over the ledger; [`oracle`]: the independent reference model of
 //!   what every member should hold; the custodian's own books are the second oracle.
 //! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports.
@@ -15,6 +16,7 @@
 //! Pure like the crates it drives: time is virtual, randomness is ChaCha from the seed, and no
 //! collection is iterated in hash order.
 
+pub mod calendar;
 pub mod checker;
 pub mod custodian;
 pub mod disk;
@@ -23,10 +25,12 @@ pub mod export;
 pub mod market;
 pub mod members;
 pub mod oracle;
+mod partition;
 pub mod release;
 pub mod rng;
 pub mod summary;
 pub mod trace;
+mod valuation;
 pub mod world;
 
 pub use summary::Summary;

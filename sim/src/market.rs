@@ -4,6 +4,7 @@
 //! day's close moves the previous one by a whole number of basis points, so the walk never
 //! touches a float.
 
+use crate::calendar::WorldCalendar;
 use crate::rng::{SimRng, Stream};
 use acme_ledger::chart::FundId;
 use acme_processes::calendar::Date;
@@ -21,20 +22,27 @@ pub struct Market {
 }
 
 impl Market {
-    /// Closing prices of `funds` for every business day in `first..=last`.
-    pub fn new(seed: u64, funds: &[FundId], first: Date, last: Date) -> Market {
+    /// Closing prices of `funds` for every business day (of the world's calendar) in
+    /// `first..=last`.
+    pub fn new(
+        seed: u64,
+        funds: &[FundId],
+        calendar: &WorldCalendar,
+        first: Date,
+        last: Date,
+    ) -> Market {
         let mut rng = SimRng::new(seed, Stream::Market);
         let mut closes = BTreeMap::new();
         for &fund in funds {
             // £1.000000 to £5.000000.
             let mut price = rng.between(1_000_000, 5_000_000);
-            let mut date = first.business_on_or_after();
+            let mut date = calendar.on_or_after(first);
             while date <= last {
                 let bp = rng.between_i64(-DAILY_MOVE_MAX_BP, DAILY_MOVE_MAX_BP);
                 let moved = (price as i128 * (10_000 + bp as i128) / 10_000) as u64;
                 price = moved.max(PRICE_FLOOR);
                 closes.insert((fund, date), Price(price));
-                date = date.add_business_days(1);
+                date = calendar.add_business_days(date, 1);
             }
         }
         Market {
@@ -45,6 +53,11 @@ impl Market {
 
     pub fn funds(&self) -> &[FundId] {
         &self.funds
+    }
+
+    /// Whether the market closed on `date` (a business day of the run).
+    pub fn has_close(&self, fund: FundId, date: Date) -> bool {
+        self.closes.contains_key(&(fund, date))
     }
 
     /// The closing price of `fund` on business day `date`.

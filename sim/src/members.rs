@@ -6,6 +6,7 @@
 //! weights. A few ask for more than they have, on purpose, to exercise rejection. Every
 //! instruction is given to the [`Oracle`] when it is sent.
 
+use crate::calendar::WorldCalendar;
 use crate::oracle::Oracle;
 use crate::rng::{SimRng, Stream};
 use acme_ledger::chart::{FundId, MemberId};
@@ -83,17 +84,23 @@ impl Population {
         }
     }
 
-    fn time_in(&mut self, date: Date, from_min: u32, to_min: u32) -> Ts {
-        let start = date.at_minute(from_min);
+    fn time_in(&mut self, cal: &WorldCalendar, date: Date, from_min: u32, to_min: u32) -> Ts {
+        // The window is in London time; no clock change falls inside it.
+        let start = cal.london(date, from_min);
         start + self.rng.below((to_min - from_min) as u64 * NS_PER_MIN)
     }
 
     /// Everybody opens their pot on the first day, before the window opens.
-    pub fn onboarding(&mut self, date: Date, schedule: &Schedule) -> Vec<(Ts, Instruction)> {
+    pub fn onboarding(
+        &mut self,
+        date: Date,
+        schedule: &Schedule,
+        cal: &WorldCalendar,
+    ) -> Vec<(Ts, Instruction)> {
         let open = schedule.window_open_min;
         (0..self.profiles.len())
             .map(|i| {
-                let at = self.time_in(date, open - 60, open);
+                let at = self.time_in(cal, date, open - 60, open);
                 let profile = self.profiles[i];
                 (
                     at,
@@ -145,6 +152,7 @@ impl Population {
         &mut self,
         date: Date,
         schedule: &Schedule,
+        cal: &WorldCalendar,
         oracle: &Oracle,
     ) -> Vec<(Ts, Instruction)> {
         let open = schedule.window_open_min;
@@ -162,7 +170,7 @@ impl Population {
             let weights = MODELS.models[self.profiles[i] as usize].target_bp;
             if self.rng.chance_ppm(CONTRIBUTE_PPM) {
                 let pence = self.rng.between(1_000, 100_000);
-                let at = self.time_in(date, open, split);
+                let at = self.time_in(cal, date, open, split);
                 let instruction =
                     self.next_instruction(i, InstructionKind::Contribute { cash_pence: pence });
                 out.push((at, instruction));
@@ -175,7 +183,7 @@ impl Population {
                         pence -= pence % 1_000;
                     }
                     let fund = self.funds[self.rng.weighted(&weights)];
-                    let at = self.time_in(date, split + 1, close);
+                    let at = self.time_in(cal, date, split + 1, close);
                     let instruction = self.next_instruction(
                         i,
                         InstructionKind::Invest {
@@ -191,7 +199,7 @@ impl Population {
                     if let Some(units) =
                         self.amount(oracle.available_units(member, fund), 1_000_000)
                     {
-                        let at = self.time_in(date, split + 1, afternoon);
+                        let at = self.time_in(cal, date, split + 1, afternoon);
                         let instruction = self.next_instruction(
                             i,
                             InstructionKind::Sell {
@@ -214,7 +222,7 @@ impl Population {
                     if let Some(units) =
                         self.amount(oracle.available_units(member, from), 1_000_000)
                     {
-                        let at = self.time_in(date, afternoon + 1, close);
+                        let at = self.time_in(cal, date, afternoon + 1, close);
                         let kind = InstructionKind::Switch {
                             from_fund: from,
                             to_fund: to,

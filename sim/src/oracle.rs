@@ -7,8 +7,9 @@
 //! model. Its rules are the business rules, stated once more:
 //! - an invest (sell, switch) is accepted when the member's available cash (settled units not
 //!   already being sold) covers it, else rejected with nothing moved;
-//! - it trades on the business day it was given (members instruct inside the window); a
-//!   switch's purchase trades on the day its sale settles, for exactly the sale's proceeds;
+//! - it trades on its dealing date: the day intake received it if that was a business day
+//!   before the cut-off, else the next business day (by the world's own calendar); a switch's
+//!   purchase is received when intake hears its sale settled, for exactly the sale's proceeds;
 //! - per fund and trade date, every order is traded *gross*, as if alone at the custodian: the
 //!   custodian fills each leg by `fill_ppm`; the fills are shared by largest remainder (ties to
 //!   the lower instruction id); the
@@ -85,6 +86,9 @@ pub struct Oracle {
     cash_pending: BTreeMap<MemberId, u64>,
     /// Switches waiting for their sale to settle: instruction -> (member, fund to buy).
     switches: BTreeMap<InstructionId, (MemberId, FundId)>,
+    /// Switches' purchases whose sale settled, waiting for intake to receive them (their
+    /// receipt decides their dealing date): instruction -> (fund to buy, order).
+    purchases: BTreeMap<InstructionId, (FundId, ModelOrder)>,
     /// Members' risk profiles.
     profiles: BTreeMap<MemberId, u8>,
     /// Per settlement day, how many trades of each (member, fund) settle on it.
@@ -290,24 +294,20 @@ impl Oracle {
         self.contributed
     }
 
-    /// The valuation point of `date`, with the custodian's answer per fund. Returns the funds
-    /// that had orders but no answer (their trade never reached the custodian); the model
-    /// treats those orders as rejected.
-    pub fn valuation(&mut self, date: Date, outcomes: &BTreeMap<FundId, Outcome>) -> Vec<FundId> {
-        let mut unanswered = Vec::new();
+    /// The custodian's answers for trades of `date`, per fund (at the valuation point, or when
+    /// a trade placed after it is priced). Orders of a fund without an answer wait for it.
+    pub fn valuation(&mut self, date: Date, outcomes: &BTreeMap<FundId, Outcome>) {
         let keys: Vec<(Date, FundId)> = self
             .orders
             .range((date, 0)..=(date, FundId::MAX))
             .map(|(k, _)| *k)
+            .filter(|k| outcomes.contains_key(&k.1))
             .collect();
         for key in keys {
             let orders = self.orders.remove(&key).expect("listed");
             let fund = key.1;
             match outcomes.get(&fund).copied() {
                 None | Some(Outcome::Rejected) => {
-                    if !outcomes.contains_key(&fund) {
-                        unanswered.push(fund);
-                    }
                     for o in &orders {
                         self.release(o, fund, o.amount);
                         self.expected
@@ -324,7 +324,24 @@ impl Oracle {
                 }
             }
         }
-        unanswered
+    }
+
+    /// Switches whose sale settled and whose purchase intake has not yet received.
+    pub fn purchases_waiting(&self) -> Vec<InstructionId> {
+        self.purchases.keys().copied().collect()
+    }
+
+    /// (date, fund) of the orders of dates before `date` still waiting for the custodian.
+    pub fn unanswered_before(&self, date: Date) -> Vec<(Date, FundId)> {
+        self.orders.range(..(date, 0)).map(|(k, _)| *k).collect()
+    }
+
+    /// Intake received the purchase of switch `instruction` (it heard the sale settled), so
+    /// the purchase deals on `dealing_date`. A later copy of the notice finds nothing.
+    pub fn purchase_received(&mut self, instruction: InstructionId, dealing_date: Date) {
+        if let Some((fund, order)) = self.purchases.remove(&instruction) {
+            self.order(dealing_date, fund, order);
+        }
     }
 
     /// Gives back the unfilled part of an order's reservation.
@@ -465,14 +482,16 @@ impl Oracle {
     }
 
     /// The custodian amended the price of the trade of `fund` on `date`.
-    pub fn amend(&mut self, date: Date, fund: FundId, price: Price) {
-        let mut t = self
-            .trades
-            .remove(&(date, fund))
-            .expect("amending a priced trade");
+    /// False if the model has no such trade open (the platform traded what it should not
+    /// have): the caller reports it.
+    pub fn amend(&mut self, date: Date, fund: FundId, price: Price) -> bool {
+        let Some(mut t) = self.trades.remove(&(date, fund)) else {
+            return false;
+        };
         self.book(&mut t, price, -1);
         self.book(&mut t, price, 1);
         self.trades.insert((date, fund), t);
+        true
     }
 
     /// Settlement day `date`: trades due settle; a settled switch sale buys its target fund today.
@@ -496,17 +515,16 @@ impl Oracle {
                         *self.cash_pending.get_mut(&o.member).expect("booked") -= p;
                         let switch = self.switches.remove(&o.instruction);
                         match switch {
-                            Some((member, to)) if p > 0 && o.leg == 0 => self.order(
-                                date,
-                                to,
-                                ModelOrder {
+                            Some((member, to)) if p > 0 && o.leg == 0 => {
+                                let purchase = ModelOrder {
                                     instruction: o.instruction,
                                     leg: 1,
                                     member,
                                     kind: Kind::Buy,
                                     amount: p,
-                                },
-                            ),
+                                };
+                                self.purchases.insert(o.instruction, (to, purchase));
+                            }
                             _ => *self.cash_available.get_mut(&o.member).expect("member") += p,
                         }
                     }
@@ -643,9 +661,9 @@ impl Oracle {
         out
     }
 
-    /// Switches whose sale has not settled yet.
+    /// Switches whose sale has not settled yet, or whose purchase intake has not received.
     pub fn switches_waiting(&self) -> usize {
-        self.switches.len()
+        self.switches.len() + self.purchases.len()
     }
 
     /// Orders waiting for a valuation point (there must be none at the end of a run).

@@ -23,6 +23,8 @@ pub enum Stream {
     Ledger = 8,
     /// How long a restarted machine runs before faults may stop it again.
     Uptime = 9,
+    /// The start date a swarm seed draws.
+    Calendar = 10,
 }
 
 pub struct SimRng(ChaCha8Rng);

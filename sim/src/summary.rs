@@ -133,8 +133,8 @@ impl Summary {
     /// The command that reproduces this run.
     pub fn reproduce(&self) -> String {
         format!(
-            "cargo run --release -- sim --seed {} --days {} --members {} --faults {}",
-            self.seed, self.days, self.members, self.faults
+            "cargo run --release -- sim --seed {} --days {} --members {} --faults {} --start {}",
+            self.seed, self.days, self.members, self.faults, self.first_day
         )
     }
 

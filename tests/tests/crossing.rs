@@ -125,6 +125,7 @@ proptest! {
                 side: if buy { Side::Buy } else { Side::Sell },
                 // Buys in pence (up to £50,000), sells in micro-units (up to 5 units).
                 amount,
+                dealing_date: date,
             })
             .collect();
         let leg = |side| orders.iter().filter(|o| o.side == side).map(|o| o.amount).sum::<u64>();

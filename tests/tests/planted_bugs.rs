@@ -11,9 +11,11 @@ use acme_sim::{run, SimConfig};
 const SEEDS_MAX: u64 = 500;
 
 fn caught(seed: u64) -> Option<String> {
-    let cfg = SimConfig::new(seed, 3, 800)
+    let mut cfg = SimConfig::new(seed, 3, 800)
         .with_faults("swarm")
         .expect("swarm plan");
+    // As `acme swarm` does: each seed draws its start date in 2026-2030.
+    cfg.start = acme_sim::calendar::drawn_start(seed, 3);
     match std::panic::catch_unwind(|| run(cfg)) {
         Ok(s) if s.ok() => None,
         Ok(s) => Some(

@@ -116,6 +116,10 @@ struct SimArgs {
     /// Number of members.
     #[arg(long, default_value_t = 2_000)]
     members: u64,
+    /// The first day, YYYY-MM-DD (the first business day on or after it; default 2026-01-05).
+    /// A run must stay within 2026-2030, the years of the bank holiday table.
+    #[arg(long, value_name = "DATE")]
+    start: Option<acme_processes::calendar::Date>,
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     json: bool,
@@ -224,6 +228,7 @@ fn sim(args: SimArgs) -> ExitCode {
         members: args.members,
         faults: args.faults.clone(),
         without: args.without.clone(),
+        start: args.start,
     };
     let plant_arg = args
         .plant

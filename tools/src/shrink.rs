@@ -5,6 +5,7 @@
 //! fails, until no step does. The seed stays: it is what makes the failure reproducible.
 
 use acme_faults::KINDS;
+use acme_processes::calendar::Date;
 use acme_sim::SimConfig;
 
 /// A run's knobs.
@@ -15,12 +16,17 @@ pub struct Knobs {
     pub members: u64,
     pub faults: String,
     pub without: Vec<String>,
+    /// The first day (`None`: the simulator's default, Monday 5 January 2026).
+    pub start: Option<Date>,
 }
 
 impl Knobs {
     pub fn config(&self) -> Result<SimConfig, String> {
         let mut cfg =
             SimConfig::new(self.seed, self.days, self.members).with_faults(&self.faults)?;
+        if let Some(start) = self.start {
+            cfg.start = start;
+        }
         for kind in &self.without {
             cfg.faults = cfg.faults.without(kind)?;
             cfg.chaos_faults = cfg.faults.clone();
@@ -34,6 +40,9 @@ impl Knobs {
             "cargo run --release -- sim --seed {} --days {} --members {} --faults {}",
             self.seed, self.days, self.members, self.faults
         );
+        if let Some(start) = self.start {
+            c.push_str(&format!(" --start {start}"));
+        }
         if !self.without.is_empty() {
             c.push_str(&format!(" --without {}", self.without.join(",")));
         }

@@ -3,7 +3,9 @@
 //! Each seed runs in-process on a worker thread (the simulator is single-threaded and
 //! deterministic, so seeds are independent); a progress bar counts them; at the end a table lists
 //! every failure with its kind, first violated invariant and the command that reproduces it.
-//! `--check-determinism` runs every seed twice and compares the trace hashes.
+//! `--check-determinism` runs every seed twice and compares the trace hashes. Each seed draws
+//! its start date across 2026-2030 (`--start DATE` gives every seed the same one), so the
+//! seeds between them cross month, quarter and year ends, holidays and clock changes.
 
 use acme_sim::{SimConfig, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,6 +39,19 @@ pub struct SwarmArgs {
     /// Switch on a planted bug by name in every seed (needs `--features planted-bugs`).
     #[arg(long, value_name = "NAME")]
     plant: Option<String>,
+    /// The first day of every seed, YYYY-MM-DD, or `drawn`: each seed draws its own in
+    /// 2026-2030.
+    #[arg(long, default_value = "drawn", value_name = "DATE|drawn")]
+    start: String,
+}
+
+/// The start date of `seed`'s run.
+fn start_of(seed: u64, args: &SwarmArgs) -> Result<acme_processes::calendar::Date, String> {
+    if args.start == "drawn" {
+        Ok(acme_sim::calendar::drawn_start(seed, args.days))
+    } else {
+        args.start.parse().map_err(|e| format!("start: {e}"))
+    }
 }
 
 /// `FIRST..LAST` (inclusive) or a single seed.
@@ -66,7 +81,8 @@ struct Failure {
 }
 
 fn run_seed(seed: u64, args: &SwarmArgs) -> Result<Summary, String> {
-    let cfg = SimConfig::new(seed, args.days, args.members).with_faults(&args.faults)?;
+    let mut cfg = SimConfig::new(seed, args.days, args.members).with_faults(&args.faults)?;
+    cfg.start = start_of(seed, args)?;
     cfg.validate()?;
     // A panic (a failed assertion inside the platform or the simulator) is a failure of this
     // seed, not of the whole swarm.
@@ -159,8 +175,9 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
                         invariant: "assertion".to_string(),
                         detail: e,
                         reproduce: format!(
-                            "cargo run --release -- sim --seed {seed} --days {} --members {} --faults {}",
-                            args.days, args.members, args.faults
+                            "cargo run --release -- sim --seed {seed} --days {} --members {} --faults {} --start {}",
+                            args.days, args.members, args.faults,
+                            start_of(seed, args).map(|d| d.to_string()).unwrap_or_default()
                         ),
                     }),
                 }
@@ -239,6 +256,7 @@ fn args_clone(a: &SwarmArgs) -> SwarmArgs {
         check_determinism: a.check_determinism,
         json: a.json,
         plant: a.plant.clone(),
+        start: a.start.clone(),
     }
 }
 

@@ -519,6 +519,7 @@ mod tests {
                 fund: 1,
                 side: Side::Buy,
                 amount: 1_000,
+                dealing_date: d,
             },
             Order {
                 instruction: 2,
@@ -527,6 +528,7 @@ mod tests {
                 fund: 1,
                 side: Side::Sell,
                 amount: 1_000_000,
+                dealing_date: d,
             },
         ];
         // £2.50: £10 buys 4 units; 1 unit fetches 250p.

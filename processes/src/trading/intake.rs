@@ -11,6 +11,16 @@
 //! proceeds for leg 1, a buy of the `to` fund, which trades at the next cut-off (the settlement
 //! day itself, since sales settle in the morning).
 //!
+//! **Dealing point.** Intake stamps each trading instruction with its dealing date when it
+//! receives it (`Schedule::dealing_date`: the day of receipt before the published cut-off, else
+//! the next business day; a switch's purchase when intake hears its sale settled), and the date
+//! travels with the order. Aggregation trades a date only once intake has answered its
+//! `CloseDealing` (sent when the cut-off has passed) with `DealingClosed`, sent when no order
+//! dealing on that date or earlier is still waiting for its reservation, with the number of
+//! such orders sent: an order received before the cut-off deals that day however late its
+//! reservation or its messages come. Should operations close a date before its published
+//! cut-off, what intake receives after that deals on the next business day.
+//!
 //! **Retirement.** A terminal instruction leaves the state: its outcome has been sent, and
 //! nothing that can still arrive needs its record (every order of it is finished). What stays is
 //! per member, so bounded by the members: whether they are onboarded, and which instruction ids
@@ -19,7 +29,7 @@
 
 use super::allocation;
 use super::{tag, untag};
-use crate::calendar::NS_PER_MIN;
+use crate::calendar::{Date, Schedule, NS_PER_MIN};
 use crate::messages::{
     msg_id, Advance, InstructionId, InstructionKind, InstructionState, Leg, Message, MsgKind,
     Order, Origin, Side,
@@ -54,6 +64,9 @@ pub struct Record {
     pub partial: bool,
     /// A switch's sale proceeds, to be invested by leg 1.
     pub proceeds_pence: u64,
+    /// The dealing date of the leg in progress, from the time intake received it.
+    #[serde(default)]
+    pub dealing_date: Date,
 }
 
 impl Record {
@@ -82,6 +95,7 @@ impl Record {
             fund,
             side,
             amount,
+            dealing_date: self.dealing_date,
         })
     }
 }
@@ -164,6 +178,15 @@ pub struct Intake {
     flushes: u64,
     /// Per flush, the instructions of its account and transfer batches, in batch order.
     in_flight: BTreeMap<u64, Flush>,
+    /// Orders sent to aggregation per dealing date, until a `DealingClosed` counts them.
+    #[serde(default)]
+    sent: BTreeMap<Date, u64>,
+    /// Dates aggregation asked to close (`CloseDealing`) and not yet answered.
+    #[serde(default)]
+    closing: BTreeSet<Date>,
+    /// The newest date answered: a later `CloseDealing` for it or an earlier date is a copy.
+    #[serde(default)]
+    closed_through: Date,
 }
 
 impl Intake {
@@ -178,6 +201,46 @@ impl Intake {
             flush_armed: false,
             flushes: 0,
             in_flight: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            closing: BTreeSet::new(),
+            closed_through: Date(0),
+        }
+    }
+
+    /// The dealing date of a leg received at `now`: by the published cut-off, but never a date
+    /// already closed (operations may run a cut-off early; what comes after it deals next).
+    fn dealing_date(&self, now: u64) -> Date {
+        let date = Schedule::default().dealing_date(now);
+        if date <= self.closed_through {
+            self.closed_through.add_business_days(1)
+        } else {
+            date
+        }
+    }
+
+    /// Answers the `CloseDealing` requests that can be answered: no order dealing on that date
+    /// or earlier waits for its reservation. (The request means the cut-off has passed.)
+    fn try_close(&mut self, fx: &mut Effects) {
+        while let Some(&date) = self.closing.first() {
+            let waiting = self.instructions.iter().any(|(&id, r)| {
+                r.state == InstructionState::Received
+                    && r.dealing_date != Date(0)
+                    && r.dealing_date <= date
+                    && r.order(id, r.leg).is_some()
+            });
+            if waiting {
+                return; // the ledger's answer will call again
+            }
+            self.closing.pop_first();
+            let later = self.sent.split_off(&date.next_day());
+            let orders = std::mem::replace(&mut self.sent, later).values().sum();
+            self.closed_through = self.closed_through.max(date);
+            fx.send(
+                msg_id(MsgKind::DealingClosed, date.0 as u64, 0),
+                Service::Intake,
+                Service::Aggregation,
+                Message::DealingClosed { date, orders },
+            );
         }
     }
 
@@ -260,6 +323,8 @@ impl Intake {
     }
 
     fn advance(&mut self, a: &Advance, state: InstructionState, now: u64, fx: &mut Effects) {
+        // The receipt of a switch's purchase, should this notice be its sale's settlement.
+        let dealing_date = self.dealing_date(now);
         let Some(record) = self.instructions.get_mut(&a.instruction) else {
             // A taken instruction that is not live is finished and retired (its outcome went to
             // the member): a late or repeated notice for it is normal, and ignored. A notice
@@ -291,6 +356,8 @@ impl Intake {
             record.leg = 1;
             record.proceeds_pence = a.proceeds_pence;
             record.state = InstructionState::Received;
+            // The purchase is received now: when intake learns the proceeds are the member's.
+            record.dealing_date = dealing_date;
             self.enqueue(a.instruction, 1, now, fx);
             return;
         }
@@ -405,6 +472,9 @@ impl Intake {
                 }
                 r if r.is_applied() => {
                     let order = record.order(id, leg).expect("a trading instruction");
+                    if order.dealing_date != Date(0) {
+                        *self.sent.entry(order.dealing_date).or_default() += 1;
+                    }
                     self.set_state(id, InstructionState::Reserved, fx);
                     fx.send(
                         msg_id(MsgKind::OrderAccepted, id, leg as u64),
@@ -451,6 +521,21 @@ impl Process for Intake {
         "intake"
     }
 
+    /// Version 2 stamps dealing dates and answers `CloseDealing`.
+    fn version(&self) -> u32 {
+        2
+    }
+
+    fn migrate(&self, from: u32, state: serde_json::Value) -> Result<serde_json::Value, String> {
+        // Version 1's state lacks only fields with defaults. Its live records get `Date(0)`:
+        // their orders are dated by aggregation on arrival, as version 1 did, and are neither counted
+        // in a `DealingClosed` nor hold one back.
+        match from {
+            1 => Ok(state),
+            _ => Err(format!("intake has no migration from version {from}")),
+        }
+    }
+
     fn handle(&mut self, ctx: &Ctx, input: &Input, fx: &mut Effects) {
         match input {
             Input::Message(env) => match &env.body {
@@ -489,9 +574,16 @@ impl Process for Intake {
                             leg: 0,
                             partial: false,
                             proceeds_pence: 0,
+                            dealing_date: self.dealing_date(ctx.now),
                         },
                     );
                     self.enqueue(instruction.id, 0, ctx.now, fx);
+                }
+                Message::CloseDealing { date } => {
+                    if *date > self.closed_through {
+                        self.closing.insert(*date);
+                        self.try_close(fx);
+                    }
                 }
                 Message::InstructionsAdvanced { orders, state } => {
                     for a in orders {
@@ -515,7 +607,10 @@ impl Process for Intake {
                         self.on_accounts(flush, r, fx)
                     }
                     (PHASE_TRANSFERS, LedgerReply::CreateTransfers(r)) => {
-                        self.on_transfers(flush, r, fx)
+                        self.on_transfers(flush, r, fx);
+                        if !self.closing.is_empty() {
+                            self.try_close(fx);
+                        }
                     }
                     // A phase intake never uses, or a reply of another kind than its request.
                     _ => fx.poison(format!(
@@ -742,6 +837,127 @@ mod tests {
                 ..
             } if t.iter().any(|t| t.amount == 4_321)
         )));
+    }
+
+    fn close_dealing(date: Date) -> Input {
+        message(
+            msg_id(MsgKind::CloseDealing, date.0 as u64, 0),
+            Service::Aggregation,
+            Service::Intake,
+            Message::CloseDealing { date },
+        )
+    }
+
+    fn dealing_closed(effects: &[Effect]) -> Vec<(Date, u64)> {
+        sent(effects)
+            .into_iter()
+            .filter_map(|e| match e.body {
+                Message::DealingClosed { date, orders } => Some((date, orders)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The receipt decides the dealing date; intake answers `CloseDealing` only once every
+    /// order received before the cut-off is reserved.
+    #[test]
+    fn receipt_stamps_the_dealing_date() {
+        let s = Schedule::default();
+        let d: Date = "2026-06-26".parse().unwrap(); // a Friday in summer time
+        let next: Date = "2026-06-29".parse().unwrap();
+        let mut intake = Intake::new(FUNDS.to_vec(), 3);
+        let invest = |m, seq| {
+            instruction(
+                m,
+                seq,
+                InstructionKind::Invest {
+                    fund: 1,
+                    cash_pence: 100,
+                },
+            )
+        };
+        let early = s.cutoff(d) - NS_PER_MIN;
+        for m in 1..=2 {
+            let fx = handle(
+                &mut intake,
+                early,
+                &instruction(m, 0, InstructionKind::Onboard { profile: 0 }),
+            )
+            .0;
+            let flushed = handle(&mut intake, early, &timer(&fx).unwrap()).0;
+            for a in answers(&flushed, |_| false) {
+                handle(&mut intake, early, &a);
+            }
+        }
+        let fx = handle(&mut intake, early, &invest(1, 1)).0;
+        let first = handle(&mut intake, early, &timer(&fx).unwrap()).0;
+        // 15:01 UTC is 16:01 in London: after the cut-off.
+        let late = d.at_minute(15 * 60 + 1);
+        let fx = handle(&mut intake, late, &invest(2, 1)).0;
+        let second = handle(&mut intake, late, &timer(&fx).unwrap()).0;
+        // The cut-off came; the first order's reservation has not.
+        let (fx, _) = handle(&mut intake, late, &close_dealing(d));
+        assert!(dealing_closed(&fx).is_empty());
+        let mut restored = round_trip(&intake);
+        let fx = same_next(
+            &mut intake,
+            &mut restored,
+            late,
+            &answers(&second, |_| false)[0],
+        );
+        assert_eq!(orders(&fx)[0].dealing_date, next);
+        assert!(dealing_closed(&fx).is_empty(), "still waits for the first");
+        let fx = same_next(
+            &mut intake,
+            &mut restored,
+            late,
+            &answers(&first, |_| false)[0],
+        );
+        assert_eq!(orders(&fx)[0].dealing_date, d);
+        assert_eq!(dealing_closed(&fx), vec![(d, 1)]);
+        // A copy of the request is not answered again; the next date counts the second.
+        assert!(handle(&mut intake, late, &close_dealing(d)).0.is_empty());
+        let (fx, _) = handle(&mut intake, late, &close_dealing(next));
+        assert_eq!(dealing_closed(&fx), vec![(next, 1)]);
+        // Closed early (operations ran the cut-off ahead of time): what comes now deals after.
+        let fx = handle(&mut intake, late, &invest(1, 2)).0;
+        let third = handle(&mut intake, late, &timer(&fx).unwrap()).0;
+        let fx = handle(&mut intake, late, &answers(&third, |_| false)[0]).0;
+        assert_eq!(orders(&fx)[0].dealing_date, next.add_business_days(1));
+    }
+
+    /// Removes every `field` from a JSON value, at any depth: a state as an older version wrote it.
+    fn strip(v: &mut serde_json::Value, field: &str) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove(field);
+                m.values_mut().for_each(|x| strip(x, field));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| strip(x, field)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn a_version_1_snapshot_migrates() {
+        let mut intake = Intake::new(FUNDS.to_vec(), 3);
+        handle(
+            &mut intake,
+            0,
+            &instruction(1, 0, InstructionKind::Onboard { profile: 0 }),
+        );
+        let mut v1 = serde_json::to_value(&intake).unwrap();
+        for field in ["sent", "closing", "closed_through", "dealing_date"] {
+            strip(&mut v1, field);
+        }
+        let migrated = intake.migrate(1, v1).expect("a migration from version 1");
+        let back: Intake = serde_json::from_value(migrated).expect("today's shape");
+        assert_eq!(back.instructions().len(), 1);
+        assert!(back
+            .instructions()
+            .values()
+            .all(|r| r.dealing_date == Date(0)));
+        assert!(intake.migrate(3, serde_json::json!({})).is_err());
     }
 
     /// Drives 10,000 instructions of 1,000 members to terminal states through `handle` alone:

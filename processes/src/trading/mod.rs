@@ -159,6 +159,7 @@ pub(crate) mod testkit {
             fund,
             side,
             amount,
+            dealing_date: date,
         };
         let orders = vec![
             order(1, Side::Buy, 10_000),

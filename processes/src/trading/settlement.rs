@@ -443,10 +443,13 @@ impl Process for Settlement {
                     self.advance_to(trade.trade_date);
                     if *revision == 0 {
                         let s = self.schedule;
-                        let due = trade
-                            .trade_date
-                            .add_business_days(s.settlement_lag_days)
-                            .at_minute(s.settlement_min + s.chase_after_min);
+                        let mut due_date =
+                            trade.trade_date.add_business_days(s.settlement_lag_days);
+                        if crate::plant::active(crate::plant::Bug::SettlementLagCalendarDays) {
+                            // Planted: T+N counted in calendar days.
+                            due_date = Date(trade.trade_date.0 + s.settlement_lag_days);
+                        }
+                        let due = due_date.at_minute(s.settlement_min + s.chase_after_min);
                         fx.timer(trade.id, due.max(ctx.now));
                     }
                     let newer = self
