@@ -177,7 +177,9 @@ fn host_metrics(app: &App, text: &mut String) {
     let hosts = app.platform.hosts();
     let families: [(&str, &str, HostFigure); 6] = [
         ("acme_host_up", "gauge", |h| u64::from(h.up)),
-        ("acme_host_snapshots_total", "counter", |h| h.stats.snapshots),
+        ("acme_host_snapshots_total", "counter", |h| {
+            h.stats.snapshots
+        }),
         ("acme_host_dead_letters", "gauge", |h| h.dead_letters as u64),
         ("acme_host_group_commits_total", "counter", |h| {
             h.stats.group_commits
