@@ -162,6 +162,21 @@ impl Journal {
     /// Appends `record`; returns once it is durable. `Err` only when the writer is gone (the
     /// process is stopping).
     pub async fn append<R: Serialize>(&self, record: &R) -> Result<(), String> {
+        self.queue(record)?
+            .await
+            .map_err(|_| "the journal writer has stopped".to_string())
+    }
+
+    /// Appends `record` behind everything queued before it, without waiting for its sync: for
+    /// a record whose loss a restart makes good (see `idempotency::finish`). `Err` only when
+    /// the writer is gone.
+    pub fn append_later<R: Serialize>(&self, record: &R) -> Result<(), String> {
+        // Nobody waits on the answer: the writer's send to a dropped receiver is ignored.
+        self.queue(record).map(drop)
+    }
+
+    /// Queues `record` as a checksummed line; the receiver is told once it is synced.
+    fn queue<R: Serialize>(&self, record: &R) -> Result<oneshot::Receiver<()>, String> {
         let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
         let mut line = checksum(&json).into_bytes();
         line.push(b' ');
@@ -171,24 +186,7 @@ impl Journal {
         self.jobs
             .send((line, tx))
             .map_err(|_| "the journal writer has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the journal writer has stopped".to_string())
-    }
-
-    /// Appends `record` behind everything queued before it, without waiting for its sync: for
-    /// a record whose loss a restart makes good (see `idempotency::finish`). `Err` only when
-    /// the writer is gone.
-    pub fn append_later<R: Serialize>(&self, record: &R) -> Result<(), String> {
-        let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
-        let mut line = checksum(&json).into_bytes();
-        line.push(b' ');
-        line.extend_from_slice(&json);
-        line.push(b'\n');
-        // Nobody waits on the answer: the writer's send to a dropped receiver is ignored.
-        let (tx, _) = oneshot::channel();
-        self.jobs
-            .send((line, tx))
-            .map_err(|_| "the journal writer has stopped".to_string())
+        Ok(rx)
     }
 }
 

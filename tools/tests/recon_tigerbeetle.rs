@@ -16,7 +16,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::cluster::{server_binary, Cluster};
+use support::cluster::{server_binary_or_skip, Cluster};
 
 fn acme(args: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_acme"))
@@ -96,15 +96,8 @@ fn recon(source: &[String], dir: &Path, date: &str) -> (Option<i32>, serde_json:
 
 #[test]
 fn a_simulated_day_on_tigerbeetle_reconciles_clean_and_a_planted_break_is_found_alone() {
-    let Some(bin) = server_binary() else {
-        if std::env::var("ACME_SKIP_TIGERBEETLE").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: no TigerBeetle server, and ACME_SKIP_TIGERBEETLE=1");
-            return;
-        }
-        panic!(
-            "the TigerBeetle server is not at .tools/bin/tigerbeetle (nor TB_BIN): run \
-             tools/tigerbeetle.sh install, or set ACME_SKIP_TIGERBEETLE=1 to skip knowingly"
-        );
+    let Some(bin) = server_binary_or_skip() else {
+        return;
     };
     let cluster = Cluster::start(&bin, 1);
     let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR"))

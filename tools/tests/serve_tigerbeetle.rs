@@ -12,19 +12,12 @@ mod support;
 use serve_common::{data_dir, Server, CHANNEL, OPERATIONS};
 use std::ffi::OsStr;
 use std::process::Command;
-use support::cluster::{server_binary, Cluster};
+use support::cluster::{server_binary_or_skip, Cluster};
 
 #[test]
 fn the_service_runs_its_members_end_to_end_on_a_tigerbeetle_cluster() {
-    let Some(bin) = server_binary() else {
-        if std::env::var("ACME_SKIP_TIGERBEETLE").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: no TigerBeetle server, and ACME_SKIP_TIGERBEETLE=1");
-            return;
-        }
-        panic!(
-            "the TigerBeetle server is not at .tools/bin/tigerbeetle (nor TB_BIN): run \
-             tools/tigerbeetle.sh install, or set ACME_SKIP_TIGERBEETLE=1 to skip knowingly"
-        );
+    let Some(bin) = server_binary_or_skip() else {
+        return;
     };
     let cluster = Cluster::start(&bin, 1);
     let dir = data_dir("serve-tigerbeetle");

@@ -168,3 +168,19 @@ pub fn server_binary() -> Option<PathBuf> {
     );
     bin.exists().then_some(bin)
 }
+
+/// The server binary; `None` (the test skips, saying so) only when it is missing and
+/// `ACME_SKIP_TIGERBEETLE=1` asks to skip knowingly. Missing otherwise is a failure.
+pub fn server_binary_or_skip() -> Option<PathBuf> {
+    if let Some(bin) = server_binary() {
+        return Some(bin);
+    }
+    if std::env::var("ACME_SKIP_TIGERBEETLE").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: no TigerBeetle server, and ACME_SKIP_TIGERBEETLE=1");
+        return None;
+    }
+    panic!(
+        "the TigerBeetle server is not at .tools/bin/tigerbeetle (nor TB_BIN): run \
+         tools/tigerbeetle.sh install, or set ACME_SKIP_TIGERBEETLE=1 to skip knowingly"
+    );
+}
