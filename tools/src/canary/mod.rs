@@ -57,7 +57,6 @@ struct Member {
 const PAY_IN: &str = "100.00";
 const INVEST: &str = "40.00";
 const POLL: Duration = Duration::from_millis(50);
-const HAND_OFF: Duration = Duration::from_millis(500);
 
 struct Canary {
     target: Target,
@@ -236,10 +235,8 @@ impl Canary {
         let date: acme_processes::calendar::Date = dealing
             .parse()
             .map_err(|_| ("day jobs", format!("not a dealing date: {dealing:?}")))?;
-        // The reservation shows in the pot once the ledger applied it; intake hands the order
-        // to aggregation in the step that takes the ledger's answer, a sync later. A cut-off
-        // before that would deal it the next day.
-        std::thread::sleep(HAND_OFF);
+        // No pause for the orders to reach aggregation: the cut-off closes intake's dealing
+        // for the date first, and intake answers only once every order of it is handed on.
         self.job("cut-off", dealing)?;
         let deadline = Instant::now() + self.patience;
         while self.job("valuation", dealing)? == Some(0) {
