@@ -171,16 +171,18 @@ async fn metrics(State(app): Shared) -> Response {
 
 type HostFigure = fn(&acme_runtime::HostStatus) -> u64;
 
-/// Each platform host: up, snapshots taken, dead letters held, and its group commits (one sync for what waited
-/// in its mailbox: the inputs a sync took is the figure that bounds intake's throughput).
+/// Each platform host: up, snapshots taken, dead letters held, effects not yet complete, and its
+/// group commits (one sync for what waited in its mailbox: the inputs a sync took is the figure
+/// that bounds intake's throughput).
 fn host_metrics(app: &App, text: &mut String) {
     let hosts = app.platform.hosts();
-    let families: [(&str, &str, HostFigure); 6] = [
+    let families: [(&str, &str, HostFigure); 7] = [
         ("acme_host_up", "gauge", |h| u64::from(h.up)),
         ("acme_host_snapshots_total", "counter", |h| {
             h.stats.snapshots
         }),
         ("acme_host_dead_letters", "gauge", |h| h.dead_letters as u64),
+        ("acme_host_outbox", "gauge", |h| h.outbox as u64),
         ("acme_host_group_commits_total", "counter", |h| {
             h.stats.group_commits
         }),

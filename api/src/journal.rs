@@ -167,6 +167,21 @@ impl Journal {
             .map_err(|_| "the journal writer has stopped".to_string())
     }
 
+    /// Appends `records` in order; returns once all are durable (they share the writer's
+    /// syncs). `Err` only when the writer is gone.
+    pub async fn append_all<R: Serialize>(&self, records: &[R]) -> Result<(), String> {
+        let mut waiting = Vec::with_capacity(records.len());
+        for record in records {
+            waiting.push(self.queue(record)?);
+        }
+        for synced in waiting {
+            synced
+                .await
+                .map_err(|_| "the journal writer has stopped".to_string())?;
+        }
+        Ok(())
+    }
+
     /// Appends `record` behind everything queued before it, without waiting for its sync: for
     /// a record whose loss a restart makes good (see `idempotency::finish`). `Err` only when
     /// the writer is gone.

@@ -130,30 +130,69 @@ impl Platform {
     }
 }
 
-/// Takes what the platform sends out: each status for a member is journaled, applied, then
-/// acknowledged (intake sends it again until then); what goes to the custodian is the
+/// The most statuses journaled together: one of the ledger's batches.
+const DISPATCH_BATCH_MAX: usize = acme_ledger::BATCH_EVENTS_MAX;
+
+/// Takes what the platform sends out: the statuses for members are journaled, applied, then
+/// acknowledged (intake sends each again until then); what goes to the custodian is the
 /// simulated custodian's ([`crate::jobs::on_message`]). Runs until the runtime stops.
+///
+/// Everything waiting is taken at once and journaled as one group: one status at a time, the
+/// acknowledgements fall behind intake's rate under load (one sync each), and every status not
+/// yet acknowledged stays in intake's outbox, so in its snapshots.
 pub async fn dispatch(mut outside: mpsc::UnboundedReceiver<Envelope>, app: Arc<crate::http::App>) {
-    while let Some(envelope) = outside.recv().await {
-        if envelope.to == Service::Custodian {
-            crate::jobs::on_message(&app, envelope);
-            continue;
+    let mut batch: Vec<Envelope> = Vec::new();
+    while let Some(first) = outside.recv().await {
+        batch.push(first);
+        while batch.len() < DISPATCH_BATCH_MAX {
+            match outside.try_recv() {
+                Ok(envelope) => batch.push(envelope),
+                Err(_) => break,
+            }
         }
-        let Message::InstructionStatus { id, state } = envelope.body else {
-            // Acknowledgements were handed to their waiters by the gateway.
-            continue;
-        };
-        let record = Record::Status {
-            instruction: id,
-            state,
-            at: app.platform.now(),
-        };
-        if app.journal.append(&record).await.is_err() {
+        if !dispatch_batch(&app, std::mem::take(&mut batch)).await {
             return;
         }
-        if let Ok(mut s) = app.store.lock() {
+    }
+}
+
+/// Journals, applies and acknowledges one batch of what the platform sent out. False when the
+/// journal is gone (the process is stopping).
+async fn dispatch_batch(app: &Arc<crate::http::App>, batch: Vec<Envelope>) -> bool {
+    let mut statuses = Vec::with_capacity(batch.len());
+    for envelope in batch {
+        if envelope.to == Service::Custodian {
+            crate::jobs::on_message(app, envelope);
+            continue;
+        }
+        // Acknowledgements were handed to their waiters by the gateway.
+        if let Message::InstructionStatus { id, state } = &envelope.body {
+            let (id, state) = (*id, *state);
+            statuses.push((envelope, id, state));
+        }
+    }
+    if statuses.is_empty() {
+        return true;
+    }
+    let now = app.platform.now();
+    let records: Vec<Record> = statuses
+        .iter()
+        .map(|&(_, id, state)| Record::Status {
+            instruction: id,
+            state,
+            at: now,
+        })
+        .collect();
+    if app.journal.append_all(&records).await.is_err() {
+        return false;
+    }
+    if let Ok(mut s) = app.store.lock() {
+        for record in records {
             s.apply(record, true);
         }
-        app.platform.acknowledge(&envelope, Service::Members);
     }
+    for (envelope, _, _) in &statuses {
+        app.platform.acknowledge(envelope, Service::Members);
+    }
+    true
 }

@@ -341,6 +341,7 @@ impl Task {
         s.stats = host.stats();
         s.dead_letters = host.state().dead_letters().len();
         s.outbox_empty = host.outbox_is_empty();
+        s.outbox = host.state().pending().len();
         s.ledger_pending = host.ledger_pending();
         s.stopped = host.stopped().map(str::to_string);
         s.timers = self.timers.len();

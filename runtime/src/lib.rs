@@ -257,6 +257,9 @@ pub struct HostStatus {
     pub dead_letters: usize,
     /// Every message acknowledged, every ledger request answered.
     pub outbox_empty: bool,
+    /// Effects committed and not yet complete (messages unacknowledged, ledger requests
+    /// unanswered): what a slow receiver leaves in the host's snapshots.
+    pub outbox: usize,
     pub ledger_pending: usize,
     pub stopped: Option<String>,
     /// Timers armed.
@@ -272,6 +275,7 @@ impl HostStatus {
             stats: HostStats::default(),
             dead_letters: 0,
             outbox_empty: true,
+            outbox: 0,
             ledger_pending: 0,
             stopped: None,
             timers: 0,

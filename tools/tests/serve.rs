@@ -400,6 +400,68 @@ fn copies_of_one_request_sent_at_once_make_one_instruction() {
     assert_eq!(pot["cash"]["available"], "100.00", "{pot}");
 }
 
+/// The value of `family{host="HOST"}` in `/metrics`.
+fn host_metric(addr: &str, family: &str, host: &str) -> u64 {
+    let metrics = send(addr, "GET", "/metrics", &[], b"").body;
+    let prefix = format!("{family}{{host=\"{host}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn every_status_of_a_burst_is_journaled_and_acknowledged_so_intakes_outbox_drains() {
+    let server = Server::start(&data_dir("serve-burst"));
+    let a = server.addr.clone();
+    assert_eq!(post(&a, "/v1/members", CHANNEL, None, MEMBER).status, 201);
+    // Eight clients at once, 25 contributions each: intake reports 200 outcomes in bursts,
+    // which the API journals together and acknowledges; until acknowledged each stays in
+    // intake's outbox (and so in its snapshots).
+    let locations: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|client| {
+                let a = &a;
+                s.spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            let key = format!("burst-{client}-{i}");
+                            let r = post(a, "/v1/instructions", CHANNEL, Some(&key), CONTRIBUTE);
+                            assert_eq!(r.status, 202, "{r:?}");
+                            r.header("location").expect("Location").to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a client"))
+            .collect()
+    });
+    assert_eq!(locations.len(), 200);
+    for location in &locations {
+        wait_for_state(&a, location, "completed");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let outbox = host_metric(&a, "acme_host_outbox", "intake");
+        if outbox == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "intake still holds {outbox} effects unacknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pot = get(&a, "/v1/members/M-1", AUDITOR).json();
+    assert_eq!(pot["cash"]["available"], "20000.00", "{pot}");
+}
+
 #[test]
 fn a_config_file_gives_hashed_tokens_and_the_in_flight_bound_past_which_it_is_429() {
     let dir = data_dir("serve-config");
