@@ -71,13 +71,6 @@ impl App {
         let value = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
         self.settings.tokens.authenticate(value)
     }
-
-    async fn durable(&self, record: &Record) -> Result<(), Problem> {
-        self.journal
-            .append(record)
-            .await
-            .map_err(|e| Problem::unavailable(e, crate::platform::RETRY_AFTER_S))
-    }
 }
 
 const READERS: [Role; 3] = [Role::Channel, Role::Operations, Role::Auditor];
@@ -176,13 +169,14 @@ type HostFigure = fn(&acme_runtime::HostStatus) -> u64;
 /// that bounds intake's throughput).
 fn host_metrics(app: &App, text: &mut String) {
     let hosts = app.platform.hosts();
-    let families: [(&str, &str, HostFigure); 7] = [
+    let families: [(&str, &str, HostFigure); 8] = [
         ("acme_host_up", "gauge", |h| u64::from(h.up)),
         ("acme_host_snapshots_total", "counter", |h| {
             h.stats.snapshots
         }),
         ("acme_host_dead_letters", "gauge", |h| h.dead_letters as u64),
         ("acme_host_outbox", "gauge", |h| h.outbox as u64),
+        ("acme_host_dedupe_ids", "gauge", |h| h.dedupe_ids as u64),
         ("acme_host_group_commits_total", "counter", |h| {
             h.stats.group_commits
         }),
@@ -219,39 +213,31 @@ async fn register_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Re
         .permits
         .try_acquire()
         .map_err(|_| Problem::overloaded(1))?;
-    let (number, created) = {
-        let mut store = app.store()?;
-        match store.member(&reg.member_id) {
-            Some(m) if m.profile != reg.profile => {
-                return Err(Problem::conflict(
-                    "member-exists",
-                    "this member is registered with another risk profile",
-                )
-                .with_field("risk_profile"))
-            }
-            Some(m) if !m.durable => {
-                return Err(Problem::conflict(
-                    "in-flight",
-                    "this member's registration is still being recorded",
-                ))
-            }
-            Some(m) => (m.number, false),
+    let now = app.platform.now();
+    let (number, seq, created) = app
+        .keep_numbered(|store, seq| match store.member(&reg.member_id) {
+            Some(m) if m.profile != reg.profile => Err(Problem::conflict(
+                "member-exists",
+                "this member is registered with another risk profile",
+            )
+            .with_field("risk_profile")),
+            Some(m) if !m.durable => Err(Problem::conflict(
+                "in-flight",
+                "this member's registration is still being recorded",
+            )),
+            Some(m) => Ok((None, (m.number, m.channel_seq, false))),
             None => {
                 let number = store.next_member_number();
-                let record = member_record(&reg, number, app.platform.now());
-                store.apply(record, false);
-                (number, true)
+                let record = member_record(&reg, number, now, seq);
+                // Seen at once (not durable yet), so a second registration waits for this one.
+                store.apply(record.clone(), false);
+                Ok((Some(record), (number, seq, true)))
             }
-        }
-    };
-    if created {
-        let record = member_record(&reg, number, app.platform.now());
-        app.durable(&record).await?;
-        app.store()?.apply(record, true);
-    }
+        })
+        .await?;
     // Sent again for an existing member too: intake takes an onboarding once, and this answers
     // only once intake has it.
-    app.platform.submit(onboarding(number, reg.profile)).await?;
+    onboard(app, number, reg.profile, seq).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -264,13 +250,20 @@ async fn register_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Re
     Ok(r)
 }
 
-fn member_record(reg: &requests::Registration, number: u64, at: u64) -> Record {
+fn member_record(reg: &requests::Registration, number: u64, at: u64, seq: u64) -> Record {
     Record::Member {
         name: reg.member_id.clone(),
         number,
         profile: reg.profile,
         at,
+        seq,
     }
+}
+
+/// Sends a member's onboarding to intake until it is acknowledged, and notes that it was.
+pub(crate) async fn onboard(app: &App, number: u64, profile: u8, seq: u64) -> Result<(), Problem> {
+    app.platform.submit(onboarding(number, profile), seq).await?;
+    app.keep_later(Record::Onboarded { number })
 }
 
 fn onboarding(number: u64, profile: u8) -> Instruction {
@@ -388,11 +381,34 @@ async fn submit(State(app): Shared, headers: HeaderMap, body: Body) -> Response 
 }
 
 impl App {
-    /// Journals a record that begins or ends a keyed request (see [`idempotency`]).
-    pub(crate) async fn keep(&self, record: Record) -> Result<(), Problem> {
-        self.durable(&record).await?;
+    /// Journals a record that `make` builds, with the next number on the API's channel to
+    /// intake, and applies it once durable. The number is taken and the record queued under
+    /// the store's lock, so the journal holds the numbers in order (see
+    /// [`Store::take_channel_seq`]); `make` may refuse or find nothing new to keep (`None`),
+    /// and then no number is used.
+    pub(crate) async fn keep_numbered<T>(
+        &self,
+        make: impl FnOnce(&mut Store, u64) -> Result<(Option<Record>, T), Problem>,
+    ) -> Result<T, Problem> {
+        let (record, value, synced) = {
+            let mut store = self.store()?;
+            let seq = store.take_channel_seq();
+            let made = make(&mut store, seq);
+            let Ok((Some(record), value)) = made else {
+                store.give_back_channel_seq(seq); // refused, or nothing new to keep
+                return made.map(|(_, value)| value);
+            };
+            let synced = self
+                .journal
+                .queue(&record)
+                .map_err(|e| Problem::unavailable(e, crate::platform::RETRY_AFTER_S))?;
+            (record, value, synced)
+        };
+        synced.await.map_err(|_| {
+            Problem::unavailable("the journal writer has stopped", crate::platform::RETRY_AFTER_S)
+        })?;
         self.store()?.apply(record, true);
-        Ok(())
+        Ok(value)
     }
 
     /// Journals a record without waiting for its sync, and applies it at once: only for a

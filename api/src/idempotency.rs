@@ -140,21 +140,26 @@ async fn begin(
     };
     precheck(app, &req.member_id, number, &req.kind).await?;
     let now = app.platform.now();
+    let dealing_date = dealing_date(&req.kind, now);
     let id = app
-        .lock()?
-        .take_instruction_id(&req.member_id)
-        .map_err(|why| Problem::invalid("member_id", why))?;
-    app.keep(Record::Begin {
-        caller: hold.caller.clone(),
-        key: hold.key.clone(),
-        fingerprint: fp,
-        instruction: id,
-        member: req.member_id,
-        dealing_date: dealing_date(&req.kind, now),
-        kind: req.kind,
-        at: now,
-    })
-    .await?;
+        .keep_numbered(|store, seq| {
+            let id = store
+                .take_instruction_id(&req.member_id)
+                .map_err(|why| Problem::invalid("member_id", why))?;
+            let record = Record::Begin {
+                caller: hold.caller.clone(),
+                key: hold.key.clone(),
+                fingerprint: fp,
+                instruction: id,
+                member: req.member_id,
+                dealing_date,
+                kind: req.kind,
+                at: now,
+                seq,
+            };
+            Ok((Some(record), id))
+        })
+        .await?;
     Ok(id)
 }
 
@@ -166,21 +171,24 @@ pub async fn finish(
     key: &str,
     id: InstructionId,
 ) -> Result<Answer, Problem> {
-    let (kind, view) = {
+    let (kind, view, seq) = {
         let store = app.lock()?;
         let i = store
             .instruction(id)
             .ok_or_else(|| Problem::unavailable("the instruction's record is missing", 60))?;
-        (i.kind.clone(), views::instruction(i, &app.settings.funds))
+        (
+            i.kind.clone(),
+            views::instruction(i, &app.settings.funds),
+            i.channel_seq,
+        )
     };
-    app.platform
-        .submit(Instruction {
-            id,
-            member: instruction_member(id),
-            kind,
-            origin: Origin::Member,
-        })
-        .await?;
+    let instruction = Instruction {
+        id,
+        member: instruction_member(id),
+        kind,
+        origin: Origin::Member,
+    };
+    app.platform.submit(instruction, seq).await?;
     let answer = Answer {
         status: StatusCode::ACCEPTED.as_u16(),
         location: format!("{PATH}/{id}"),

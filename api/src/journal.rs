@@ -190,8 +190,10 @@ impl Journal {
         self.queue(record).map(drop)
     }
 
-    /// Queues `record` as a checksummed line; the receiver is told once it is synced.
-    fn queue<R: Serialize>(&self, record: &R) -> Result<oneshot::Receiver<()>, String> {
+    /// Queues `record` as a checksummed line; the receiver is told once it is synced. Lines
+    /// are written in the order they were queued, each group synced before the next is
+    /// written, so a durable line follows every line queued before it.
+    pub fn queue<R: Serialize>(&self, record: &R) -> Result<oneshot::Receiver<()>, String> {
         let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
         let mut line = checksum(&json).into_bytes();
         line.push(b' ');

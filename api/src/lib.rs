@@ -33,6 +33,7 @@ pub mod problem;
 pub mod requests;
 pub mod scheduler;
 pub mod store;
+pub mod sweep;
 pub mod views;
 
 use acme_ledger::chart;
@@ -109,7 +110,7 @@ pub fn serve(options: Options) -> Result<(), String> {
             .map_err(|e| format!("listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         tokio::spawn(platform::dispatch(out_rx, app.clone()));
-        tokio::spawn(resume(app.clone()));
+        tokio::spawn(sweep::run(app.clone()));
         if options.day_jobs {
             tokio::spawn(scheduler::run(app.clone()));
         }
@@ -155,24 +156,6 @@ fn house_accounts(rt: &Runtime) -> Result<(), String> {
         Some(r) => Err(format!("creating the house accounts: {r:?}")),
         None => Ok(()),
     }
-}
-
-/// Finishes what a crash cut short: keys begun and never answered are sent to intake again
-/// (the same instruction ids, which intake takes at most once) and their answers kept.
-async fn resume(app: Arc<http::App>) {
-    let unanswered = match app.store.lock() {
-        Ok(s) => s.unanswered(),
-        Err(_) => return, // never ready: the state is unusable
-    };
-    for (caller, key, id) in unanswered {
-        if let Err(p) = idempotency::finish(&app, &caller, &key, id).await {
-            eprintln!(
-                "acme serve: instruction {id} not yet confirmed: {}",
-                p.detail
-            );
-        }
-    }
-    app.ready.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 async fn stop_signal() {

@@ -61,13 +61,16 @@ impl Platform {
         }
     }
 
-    /// Sends `instruction` to intake until intake acknowledges it: then it is durable.
-    pub async fn submit(&self, instruction: Instruction) -> Result<(), Problem> {
+    /// Sends `instruction` to intake until intake acknowledges it: then it is durable. `seq` is
+    /// its number on the API's channel to intake, kept in the API's journal with it (so a
+    /// copy sent again carries the same number); 0 for one journaled before channels were
+    /// numbered, which intake's host deduplicates by its id instead.
+    pub async fn submit(&self, instruction: Instruction, seq: u64) -> Result<(), Problem> {
         self.deliver(Envelope {
             id: msg_id(MsgKind::Instruction, instruction.id, 0),
             from: Service::Members,
             to: Service::Intake,
-            seq: 0,
+            seq,
             body: Message::Instruction(instruction),
         })
         .await

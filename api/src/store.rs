@@ -22,7 +22,14 @@ pub enum Record {
         number: u64,
         profile: u8,
         at: Ts,
+        /// The onboarding's number on the API's channel to intake (0 in journals written
+        /// before the channel was numbered: sent unnumbered, deduplicated by its id).
+        #[serde(default)]
+        seq: u64,
     },
+    /// Intake acknowledged the member's onboarding (written without waiting for its sync: if a
+    /// crash loses it, the next start sends the onboarding again, which intake takes once).
+    Onboarded { number: u64 },
     /// An idempotency key was taken for a new instruction (before it is sent to intake).
     Begin {
         caller: String,
@@ -33,6 +40,9 @@ pub enum Record {
         kind: InstructionKind,
         dealing_date: Option<Date>,
         at: Ts,
+        /// The instruction's number on the API's channel to intake (0 before it was numbered).
+        #[serde(default)]
+        seq: u64,
     },
     /// Intake committed it; this is the answer given (and replayed) under the key.
     Done {
@@ -64,6 +74,10 @@ pub struct Member {
     pub durable: bool,
     next_seq: u64,
     pub instructions: Vec<InstructionId>,
+    /// The onboarding's number on the channel to intake, and whether intake acknowledged it.
+    pub channel_seq: u64,
+    pub onboarded: bool,
+    pub registered_at: Ts,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +91,8 @@ pub struct Instruction {
     pub history: Vec<(InstructionState, Ts)>,
     /// Intake acknowledged it (the key's answer is recorded).
     pub accepted: bool,
+    /// Its number on the channel to intake.
+    pub channel_seq: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -108,6 +124,8 @@ pub struct Store {
     keys: HashMap<(String, String), KeyEntry>,
     in_flight: HashSet<(String, String)>,
     instructions: HashMap<InstructionId, Instruction>,
+    /// The next number on the API's channel to intake (see [`Store::take_channel_seq`]).
+    channel_next: u64,
 }
 
 /// Why a member cannot be given another instruction id.
@@ -129,8 +147,10 @@ impl Store {
                 name,
                 number,
                 profile,
-                ..
+                at,
+                seq,
             } => {
+                self.saw_channel_seq(seq);
                 let m = self.members.entry(name.clone()).or_insert(Member {
                     name: name.clone(),
                     number,
@@ -138,9 +158,17 @@ impl Store {
                     durable,
                     next_seq: 1,
                     instructions: Vec::new(),
+                    channel_seq: seq,
+                    onboarded: false,
+                    registered_at: at,
                 });
                 m.durable |= durable;
                 self.numbers.insert(number, name);
+            }
+            Record::Onboarded { number } => {
+                if let Some(m) = self.numbers.get(&number).and_then(|n| self.members.get_mut(n)) {
+                    m.onboarded = true;
+                }
             }
             Record::Begin {
                 caller,
@@ -151,16 +179,20 @@ impl Store {
                 kind,
                 dealing_date,
                 at,
-            } => self.begin(
-                caller,
-                key,
-                fingerprint,
-                instruction,
-                member,
-                kind,
-                dealing_date,
-                at,
-            ),
+                seq,
+            } => {
+                self.saw_channel_seq(seq);
+                self.begin(
+                    caller,
+                    key,
+                    fingerprint,
+                    instruction,
+                    member,
+                    kind,
+                    dealing_date,
+                    (at, seq),
+                )
+            }
             Record::Done {
                 caller,
                 key,
@@ -199,7 +231,7 @@ impl Store {
         member: String,
         kind: InstructionKind,
         dealing_date: Option<Date>,
-        at: Ts,
+        (at, channel_seq): (Ts, u64),
     ) {
         if let Some(m) = self.members.get_mut(&member) {
             let seq = instruction & INSTRUCTION_SEQ_MAX;
@@ -216,6 +248,7 @@ impl Store {
             received_at: at,
             history: Vec::new(),
             accepted: false,
+            channel_seq,
         });
         self.keys.insert(
             (caller, key),
@@ -275,6 +308,55 @@ impl Store {
         Ok(id)
     }
 
+    /// The next number on the API's channel to intake, taken now. Numbers let intake's host
+    /// deduplicate the API's messages by a watermark (constant state) instead of remembering
+    /// every message id for a day (most of its snapshot under load). The caller must queue the
+    /// record carrying it to the journal before letting the store go (see
+    /// `App::keep_numbered`), so the journal holds numbers in order: a durable number follows
+    /// every lower one, and the only gap intake can see is a record not yet sent.
+    pub fn take_channel_seq(&mut self) -> u64 {
+        let seq = self.next_channel_seq();
+        self.channel_next = seq + 1;
+        seq
+    }
+
+    /// Returns the number just taken, unused (still under the same lock, so none was taken
+    /// after it).
+    pub fn give_back_channel_seq(&mut self, seq: u64) {
+        assert_eq!(self.channel_next, seq + 1, "only the last number taken goes back");
+        self.channel_next = seq;
+    }
+
+    fn next_channel_seq(&self) -> u64 {
+        self.channel_next.max(1)
+    }
+
+    fn saw_channel_seq(&mut self, seq: u64) {
+        if seq > 0 {
+            self.channel_next = self.channel_next.max(seq + 1);
+        }
+    }
+
+    /// Durable members whose onboarding intake has not acknowledged yet, as (number, profile,
+    /// channel number, registered at).
+    pub fn unonboarded(&self) -> Vec<(u64, u8, u64, Ts)> {
+        let mut out: Vec<_> = self
+            .members
+            .values()
+            .filter(|m| m.durable && !m.onboarded)
+            .map(|m| (m.number, m.profile, m.channel_seq, m.registered_at))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Holds an unanswered key for finishing it (false if it is held already or answered).
+    pub fn hold_unanswered(&mut self, caller: &str, key: &str) -> bool {
+        let k = (caller.to_string(), key.to_string());
+        let unanswered = self.keys.get(&k).is_some_and(|e| e.answer.is_none());
+        unanswered && self.in_flight.insert(k)
+    }
+
     /// Keys begun but never answered: what a crash cut short, to finish at the start.
     pub fn unanswered(&self) -> Vec<(String, String, InstructionId)> {
         let mut out: Vec<_> = self
@@ -298,6 +380,7 @@ mod tests {
             number,
             profile: 1,
             at: 0,
+            seq: number,
         }
     }
 
@@ -323,6 +406,7 @@ mod tests {
             kind: InstructionKind::Contribute { cash_pence: 5 },
             dealing_date: None,
             at: 7,
+            seq: 9,
         };
         s.apply(begin.clone(), true);
         let answer = Answer {
@@ -349,5 +433,26 @@ mod tests {
         let full = Store::replay(vec![member("M-1", 1), begin, done]);
         assert!(full.unanswered().is_empty());
         assert!(full.instruction(id).expect("kept").accepted);
+    }
+
+    #[test]
+    fn channel_numbers_continue_after_the_journal_and_onboardings_wait_for_their_ack() {
+        let mut fresh = Store::default();
+        assert_eq!(fresh.take_channel_seq(), 1, "numbers start at 1 (0 is unnumbered)");
+        assert_eq!(fresh.take_channel_seq(), 2);
+        // A journal of old, unnumbered records and numbered ones: the next follows the highest.
+        let mut old = member("M-0", 3);
+        if let Record::Member { seq, .. } = &mut old {
+            *seq = 0;
+        }
+        let mut s = Store::replay(vec![member("M-1", 1), member("M-7", 7), old]);
+        assert_eq!(s.take_channel_seq(), 8);
+        assert_eq!(
+            s.unonboarded().iter().map(|m| (m.0, m.2)).collect::<Vec<_>>(),
+            vec![(1, 1), (3, 0), (7, 7)]
+        );
+        s.apply(Record::Onboarded { number: 7 }, true);
+        assert_eq!(s.unonboarded().len(), 2);
+        assert!(!s.hold_unanswered("c", "k"), "no such key");
     }
 }

@@ -342,6 +342,7 @@ impl Task {
         s.dead_letters = host.state().dead_letters().len();
         s.outbox_empty = host.outbox_is_empty();
         s.outbox = host.state().pending().len();
+        s.dedupe_ids = host.state().external_remembered();
         s.ledger_pending = host.ledger_pending();
         s.stopped = host.stopped().map(str::to_string);
         s.timers = self.timers.len();

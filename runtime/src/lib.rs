@@ -260,6 +260,9 @@ pub struct HostStatus {
     /// Effects committed and not yet complete (messages unacknowledged, ledger requests
     /// unanswered): what a slow receiver leaves in the host's snapshots.
     pub outbox: usize,
+    /// Ids of messages from outside the platform remembered for deduplication: unnumbered
+    /// senders cost one each for a day, numbered channels nothing.
+    pub dedupe_ids: usize,
     pub ledger_pending: usize,
     pub stopped: Option<String>,
     /// Timers armed.
@@ -276,6 +279,7 @@ impl HostStatus {
             dead_letters: 0,
             outbox_empty: true,
             outbox: 0,
+            dedupe_ids: 0,
             ledger_pending: 0,
             stopped: None,
             timers: 0,
