@@ -262,7 +262,9 @@ fn member_record(reg: &requests::Registration, number: u64, at: u64, seq: u64) -
 
 /// Sends a member's onboarding to intake until it is acknowledged, and notes that it was.
 pub(crate) async fn onboard(app: &App, number: u64, profile: u8, seq: u64) -> Result<(), Problem> {
-    app.platform.submit(onboarding(number, profile), seq).await?;
+    app.platform
+        .submit(onboarding(number, profile), seq)
+        .await?;
     app.keep_later(Record::Onboarded { number })
 }
 
@@ -405,7 +407,10 @@ impl App {
             (record, value, synced)
         };
         synced.await.map_err(|_| {
-            Problem::unavailable("the journal writer has stopped", crate::platform::RETRY_AFTER_S)
+            Problem::unavailable(
+                "the journal writer has stopped",
+                crate::platform::RETRY_AFTER_S,
+            )
         })?;
         self.store()?.apply(record, true);
         Ok(value)

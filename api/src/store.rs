@@ -166,7 +166,11 @@ impl Store {
                 self.numbers.insert(number, name);
             }
             Record::Onboarded { number } => {
-                if let Some(m) = self.numbers.get(&number).and_then(|n| self.members.get_mut(n)) {
+                if let Some(m) = self
+                    .numbers
+                    .get(&number)
+                    .and_then(|n| self.members.get_mut(n))
+                {
                     m.onboarded = true;
                 }
             }
@@ -323,7 +327,11 @@ impl Store {
     /// Returns the number just taken, unused (still under the same lock, so none was taken
     /// after it).
     pub fn give_back_channel_seq(&mut self, seq: u64) {
-        assert_eq!(self.channel_next, seq + 1, "only the last number taken goes back");
+        assert_eq!(
+            self.channel_next,
+            seq + 1,
+            "only the last number taken goes back"
+        );
         self.channel_next = seq;
     }
 
@@ -438,7 +446,11 @@ mod tests {
     #[test]
     fn channel_numbers_continue_after_the_journal_and_onboardings_wait_for_their_ack() {
         let mut fresh = Store::default();
-        assert_eq!(fresh.take_channel_seq(), 1, "numbers start at 1 (0 is unnumbered)");
+        assert_eq!(
+            fresh.take_channel_seq(),
+            1,
+            "numbers start at 1 (0 is unnumbered)"
+        );
         assert_eq!(fresh.take_channel_seq(), 2);
         // A journal of old, unnumbered records and numbered ones: the next follows the highest.
         let mut old = member("M-0", 3);
@@ -448,7 +460,10 @@ mod tests {
         let mut s = Store::replay(vec![member("M-1", 1), member("M-7", 7), old]);
         assert_eq!(s.take_channel_seq(), 8);
         assert_eq!(
-            s.unonboarded().iter().map(|m| (m.0, m.2)).collect::<Vec<_>>(),
+            s.unonboarded()
+                .iter()
+                .map(|m| (m.0, m.2))
+                .collect::<Vec<_>>(),
             vec![(1, 1), (3, 0), (7, 7)]
         );
         s.apply(Record::Onboarded { number: 7 }, true);

@@ -46,7 +46,11 @@ async fn sweep(app: &App, before: Ts) {
             .ok()
             .and_then(|s| s.instruction(id).map(|i| i.received_at < before))
             .unwrap_or(false);
-        let held = due && app.store.lock().is_ok_and(|mut s| s.hold_unanswered(&caller, &key));
+        let held = due
+            && app
+                .store
+                .lock()
+                .is_ok_and(|mut s| s.hold_unanswered(&caller, &key));
         if !held {
             continue; // young, or its request (a client's retry) is handling it now
         }
@@ -55,7 +59,10 @@ async fn sweep(app: &App, before: Ts) {
             s.release_key(&caller, &key);
         }
         if let Err(p) = finished {
-            eprintln!("acme serve: instruction {id} not yet confirmed: {}", p.detail);
+            eprintln!(
+                "acme serve: instruction {id} not yet confirmed: {}",
+                p.detail
+            );
         }
     }
     for (number, profile, seq, registered_at) in members {
@@ -63,7 +70,10 @@ async fn sweep(app: &App, before: Ts) {
             continue;
         }
         if let Err(p) = onboard(app, number, profile, seq).await {
-            eprintln!("acme serve: member {number}'s onboarding not yet confirmed: {}", p.detail);
+            eprintln!(
+                "acme serve: member {number}'s onboarding not yet confirmed: {}",
+                p.detail
+            );
         }
     }
 }

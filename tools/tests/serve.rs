@@ -472,11 +472,27 @@ fn every_status_of_a_burst_is_journaled_and_acknowledged_so_intakes_outbox_drain
     assert!(server.terminate().success());
     let server = Server::start(&dir);
     let a = server.addr.clone();
-    let r = post(&a, "/v1/instructions", CHANNEL, Some("after-restart"), CONTRIBUTE);
+    let r = post(
+        &a,
+        "/v1/instructions",
+        CHANNEL,
+        Some("after-restart"),
+        CONTRIBUTE,
+    );
     assert_eq!(r.status, 202, "{r:?}");
     wait_for_state(&a, r.header("location").expect("Location"), "completed");
-    let again = post(&a, "/v1/instructions", CHANNEL, Some("burst-0-0"), CONTRIBUTE);
-    assert_eq!(again.header("idempotent-replayed"), Some("true"), "{again:?}");
+    let again = post(
+        &a,
+        "/v1/instructions",
+        CHANNEL,
+        Some("burst-0-0"),
+        CONTRIBUTE,
+    );
+    assert_eq!(
+        again.header("idempotent-replayed"),
+        Some("true"),
+        "{again:?}"
+    );
     let pot = get(&a, "/v1/members/M-1", AUDITOR).json();
     assert_eq!(pot["cash"]["available"], "20100.00", "{pot}");
 }
