@@ -256,7 +256,10 @@ fn parse_custodian(
             })
         }
         Some(Value::Object(map)) => {
-            if let Some(k) = map.keys().find(|k| !["mode", "outbox", "inbox"].contains(&k.as_str())) {
+            if let Some(k) = map
+                .keys()
+                .find(|k| !["mode", "outbox", "inbox"].contains(&k.as_str()))
+            {
                 return Err(format!(
                     "config custodian.{k}: unknown field; the fields are mode, outbox and inbox"
                 ));
@@ -324,7 +327,10 @@ mod tests {
         assert_eq!(s.custodian, CustodianMode::FileDrop { outbox, inbox });
         for (bad, names) in [
             (r#"{"custodian": "fax"}"#, "custodian: `fax`"),
-            (r#"{"custodian": {"mode": "file-drop", "outbx": "o"}}"#, "custodian.outbx"),
+            (
+                r#"{"custodian": {"mode": "file-drop", "outbx": "o"}}"#,
+                "custodian.outbx",
+            ),
             (r#"{"custodian": {"inbox": "i"}}"#, "custodian.mode"),
             (r#"{"custodian": 3}"#, "custodian"),
         ] {

@@ -8,8 +8,8 @@
 
 mod serve_common;
 
-use serve_common::*;
 use serde_json::Value;
+use serve_common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -122,7 +122,9 @@ fn pot(addr: &str, member: &str) -> Value {
 fn units_of(pot: &Value, isin: &str, which: &str) -> String {
     let funds = pot["funds"].as_array().expect("funds");
     let f = funds.iter().find(|f| f["isin"] == isin);
-    f.map_or("none".into(), |f| f[which].as_str().unwrap_or("?").to_string())
+    f.map_or("none".into(), |f| {
+        f[which].as_str().unwrap_or("?").to_string()
+    })
 }
 
 fn state(addr: &str, location: &str) -> String {
@@ -212,9 +214,9 @@ fn a_file_drop_custodian_takes_orders_in_its_outbox_and_answers_from_its_inbox()
     let (ref_a, cash_a) = placed[FUND_A].clone();
     let (ref_b, cash_b) = placed[FUND_B].clone();
     assert_eq!((cash_a, cash_b), (6_500, 1_000), "net buys: {placed:?}");
-    for l in &day.invests {
-        wait_for("placed", || state(&a, l) == "placed");
-    }
+    // Members hear only of outcomes: until then each investment shows as received.
+    let states: Vec<String> = day.invests.iter().map(|l| state(&a, l)).collect();
+    assert_eq!(states, ["received"; 3]);
 
     // The custodian's prices: £1.25 (exact units) and £3 (units rounded down).
     let (price_a, price_b) = (1_250_000, 3_000_000);
@@ -222,29 +224,41 @@ fn a_file_drop_custodian_takes_orders_in_its_outbox_and_answers_from_its_inbox()
     let good_b = buy_row("priced", &ref_b, price_b, cash_b);
     let before = (pot(&a, "M-1"), pot(&a, "M-2"));
     let bad_decimal = good_b.replace("3.000000", "3.0000001");
-    let r = drop_bad(&inbox, "bad-decimal.csv", &format!("{HEADER}{good_a}{bad_decimal}"));
+    let r = drop_bad(
+        &inbox,
+        "bad-decimal.csv",
+        &format!("{HEADER}{good_a}{bad_decimal}"),
+    );
     assert!(r.contains("line: 4\nfield: price\n"), "{r}");
     assert!(r.contains("more than 6 decimal places"), "{r}");
-    let unknown = format!("{},fee\n{}", HEADER.trim_end(), good_a.replace('\n', ",0.00\n"));
+    let unknown = format!(
+        "{},fee\n{}",
+        HEADER.trim_end(),
+        good_a.replace('\n', ",0.00\n")
+    );
     let r = drop_bad(&inbox, "unknown-column.csv", &unknown);
     assert!(r.contains("line: 2\nfield: fee\n"), "{r}");
     let proceeds = format!("priced,{ref_b},0,3.000000,10.00,3.333333,0.000000,1.00\n");
-    let r = drop_bad(&inbox, "proceeds.csv", &format!("{HEADER}{good_a}{proceeds}"));
-    assert!(r.contains("line: 4\nfield: cash_for_sold\n"), "{r}");
+    let r = drop_bad(
+        &inbox,
+        "proceeds.csv",
+        &format!("{HEADER}{good_a}{proceeds}"),
+    );
+    assert!(
+        r.contains("line: 4\nfield: cash_for_sold\nreason: proceeds with no sell"),
+        "{r}"
+    );
     assert!(r.contains("nothing of it was applied"), "{r}");
     // Give a wrongly applied first row time to show.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!((pot(&a, "M-1"), pot(&a, "M-2")), before, "nothing applied");
     for l in &day.invests {
-        assert_eq!(state(&a, l), "placed");
+        assert_eq!(state(&a, l), "received");
     }
     assert!(names(&inbox.join("done")).is_empty());
 
     let confirmations = format!("{HEADER}{good_a}{good_b}");
     drop_good(&inbox, "confirmations.csv", &confirmations);
-    for l in &day.invests {
-        wait_for("priced", || state(&a, l) == "priced");
-    }
     // The allocation shares the fill by cash: £40 and £25 of £65 at £1.25.
     let expect_a1 = fixed(units_for(4_000, price_a), 6);
     let expect_a2 = fixed(units_for(2_500, price_a), 6);
@@ -260,7 +274,11 @@ fn a_file_drop_custodian_takes_orders_in_its_outbox_and_answers_from_its_inbox()
     let r = drop_bad(&inbox, "other-price.csv", &format!("{HEADER}{other}"));
     assert!(r.contains("line: 3\nfield: revision\n"), "{r}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!((pot(&a, "M-1"), pot(&a, "M-2")), priced, "a copy changes nothing");
+    assert_eq!(
+        (pot(&a, "M-1"), pot(&a, "M-2")),
+        priced,
+        "a copy changes nothing"
+    );
 
     let settled = format!(
         "{HEADER}{}{}",
@@ -278,9 +296,9 @@ fn a_file_drop_custodian_takes_orders_in_its_outbox_and_answers_from_its_inbox()
     assert_eq!(units_of(&m1, FUND_B, "units_settled"), expect_b1, "{m1}");
     assert_eq!(units_of(&m2, FUND_A, "units_settled"), expect_a2, "{m2}");
 
-    // After a restart the file drop knows what it took: a copy is a no-op, an amendment of a
+    // After a crash the file drop knows what it took: a copy is a no-op, an amendment of a
     // settled trade is refused.
-    assert!(server.terminate().success());
+    server.kill9();
     let server = start(&day);
     let a = server.addr.clone();
     wait_for("ready", || {

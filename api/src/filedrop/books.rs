@@ -55,7 +55,8 @@ impl Books {
             let a = seen
                 .entry(id)
                 .or_insert_with(|| self.answers.get(&id).cloned().unwrap_or_default());
-            check_one(a, trade, n).map_err(|(field, why)| Bad::at(line, field, format!("{r}: {why}")))?;
+            check_one(a, trade, n)
+                .map_err(|(field, why)| Bad::at(line, field, format!("{r}: {why}")))?;
             match *n {
                 Notice::Priced { terms, .. } => {
                     a.priced.entry(terms.revision).or_insert(terms);
@@ -69,11 +70,7 @@ impl Books {
 }
 
 /// Whether one notice fits what is known of its trade: `(field, why)` if not.
-fn check_one(
-    a: &Answers,
-    trade: &ExternalTrade,
-    n: &Notice,
-) -> Result<(), (&'static str, String)> {
+fn check_one(a: &Answers, trade: &ExternalTrade, n: &Notice) -> Result<(), (&'static str, String)> {
     match n {
         Notice::Rejected { .. } => {
             if !a.priced.is_empty() {

@@ -31,8 +31,13 @@ pub fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String>
 
 /// Moves `from/name` to `to/name` (replacing a file of that name there).
 pub fn move_durable(from: &Path, to: &Path, name: &str) -> Result<(), String> {
-    fs::rename(from.join(name), to.join(name))
-        .map_err(|e| format!("move {} to {}: {e}", from.join(name).display(), to.display()))?;
+    fs::rename(from.join(name), to.join(name)).map_err(|e| {
+        format!(
+            "move {} to {}: {e}",
+            from.join(name).display(),
+            to.display()
+        )
+    })?;
     sync_dir(to)?;
     sync_dir(from)
 }

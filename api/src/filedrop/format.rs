@@ -133,7 +133,11 @@ pub fn parse_placed(text: &str) -> Result<ExternalTrade, Bad> {
         return Err(Bad::at(3, "kind", "not one row of six fields"));
     };
     if kind != "place" {
-        return Err(Bad::at(3, "kind", format!("`{kind}` is not a placed trade")));
+        return Err(Bad::at(
+            3,
+            "kind",
+            format!("`{kind}` is not a placed trade"),
+        ));
     }
     let id = parse_trade_ref(reference)
         .ok_or_else(|| Bad::at(3, "trade_ref", format!("`{reference}` is no trade ref")))?;
@@ -182,14 +186,22 @@ fn columns(header: &str) -> Result<[usize; 8], Bad> {
         let shown: String = name.chars().take(40).collect();
         let Some(k) = NOTICE_COLUMNS.iter().position(|c| *c == name) else {
             let known = NOTICE_COLUMNS.join(", ");
-            return Err(Bad::at(2, &shown, format!("unknown column; the columns are {known}")));
+            return Err(Bad::at(
+                2,
+                &shown,
+                format!("unknown column; the columns are {known}"),
+            ));
         };
         if at[k] != usize::MAX {
             return Err(Bad::at(2, name, "column given twice"));
         }
         at[k] = i;
     }
-    match NOTICE_COLUMNS.iter().zip(at).find(|(_, i)| *i == usize::MAX) {
+    match NOTICE_COLUMNS
+        .iter()
+        .zip(at)
+        .find(|(_, i)| *i == usize::MAX)
+    {
         Some((name, _)) => Err(Bad::at(2, name, "column missing")),
         None => Ok(at),
     }
@@ -203,7 +215,11 @@ pub fn parse_notices(text: &str) -> Result<Vec<Notice>, Bad> {
         Some(NOTICES_VERSION) => {}
         Some(v) if v.starts_with("acme-custodian-notices,") => {
             let v: String = v.chars().take(60).collect();
-            return Err(Bad::at(1, "version", format!("`{v}`: only version 1 is read")));
+            return Err(Bad::at(
+                1,
+                "version",
+                format!("`{v}`: only version 1 is read"),
+            ));
         }
         _ => {
             return Err(Bad::at(
@@ -226,7 +242,11 @@ pub fn parse_notices(text: &str) -> Result<Vec<Notice>, Bad> {
         let fields: Vec<&str> = row.split(',').collect();
         if fields.len() != NOTICE_COLUMNS.len() {
             let n = fields.len();
-            return Err(Bad::at(line, "kind", format!("{n} fields; the header has 8")));
+            return Err(Bad::at(
+                line,
+                "kind",
+                format!("{n} fields; the header has 8"),
+            ));
         }
         out.push(parse_row(line, &fields, &at)?);
     }
@@ -260,7 +280,13 @@ fn parse_row(line: u64, fields: &[&str], at: &[usize; 8]) -> Result<Notice, Bad>
             return Err(bad("revision", format!("`{}` {why}", shown("revision"))));
         }
     };
-    let figures = ["price", "buy_cash", "units_bought", "sell_units", "cash_for_sold"];
+    let figures = [
+        "price",
+        "buy_cash",
+        "units_bought",
+        "sell_units",
+        "cash_for_sold",
+    ];
     match get("kind") {
         "rejected" => {
             if revision != 0 {
@@ -272,7 +298,8 @@ fn parse_row(line: u64, fields: &[&str], at: &[usize; 8]) -> Result<Notice, Bad>
             Ok(Notice::Rejected { line, trade })
         }
         kind @ ("priced" | "settled") => {
-            let figure = |field: &str, places| amount(get(field), places).map_err(|r| bad(field, r));
+            let figure =
+                |field: &str, places| amount(get(field), places).map_err(|r| bad(field, r));
             let terms = Confirmation {
                 trade_id: trade,
                 revision,
@@ -282,7 +309,12 @@ fn parse_row(line: u64, fields: &[&str], at: &[usize; 8]) -> Result<Notice, Bad>
                 sell_units_filled: figure("sell_units", 6)?,
                 cash_for_sold: figure("cash_for_sold", 2)?,
             };
-            check(&terms).map_err(|r| bad(refused_field(&r), r.to_string()))?;
+            check(&terms).map_err(|r| {
+                let field = refused_field(&r);
+                let why = r.to_string();
+                let prefix = format!("{field}: ");
+                bad(field, why.strip_prefix(&prefix).unwrap_or(&why).to_string())
+            })?;
             Ok(if kind == "priced" {
                 Notice::Priced { line, terms }
             } else {
@@ -304,4 +336,3 @@ fn refused_field(r: &Refusal) -> &'static str {
         Refusal::ProceedsWithoutSellFill | Refusal::ProceedsNotAtPrice(..) => "cash_for_sold",
     }
 }
-

@@ -116,7 +116,10 @@ impl FileDrop {
             Order::Place(t) => t.id,
             Order::ChaseConfirmation(id) | Order::ChaseSettlement(id) => id,
         };
-        let isin = self.isins.get(&trade_fund(trade)).map_or("", String::as_str);
+        let isin = self
+            .isins
+            .get(&trade_fund(trade))
+            .map_or("", String::as_str);
         let text = format::render_order(&order, isin);
         let name = format!("{prefix}-{:032x}.csv", envelope.id);
         if let Order::Place(t) = order {
@@ -196,7 +199,11 @@ pub fn envelope(n: &Notice) -> Envelope {
     let (to, id, body) = match *n {
         Notice::Priced { terms, .. } => (
             Service::Pricing,
-            msg_id(MsgKind::TradePriced, terms.trade_id, u64::from(terms.revision)),
+            msg_id(
+                MsgKind::TradePriced,
+                terms.trade_id,
+                u64::from(terms.revision),
+            ),
             Message::TradePriced(terms),
         ),
         Notice::Rejected { trade, .. } => (

@@ -29,7 +29,9 @@ fn figures_are_read_digit_by_digit_and_refused_with_a_reason() {
     assert_eq!(amount("7", 6), Ok(7_000_000));
     assert_eq!(amount("0", 2), Ok(0));
     assert_eq!(amount("1.5", 6), Ok(1_500_000));
-    for bad in ["", "1.", ".5", "-1", "+1", "1e3", "1,0", " 1", "1.001", "NaN"] {
+    for bad in [
+        "", "1.", ".5", "-1", "+1", "1e3", "1,0", " 1", "1.001", "NaN",
+    ] {
         assert!(amount(bad, 2).is_err(), "{bad}");
     }
     assert!(amount(&"9".repeat(30), 2).is_err(), "too large, no panic");
@@ -47,7 +49,10 @@ fn an_order_file_reads_back_as_the_trade_it_was_written_for() {
     assert_eq!(parse_placed(&text), Ok(t));
     let chase = render_order(&Order::ChaseSettlement(t.id), "");
     assert!(chase.ends_with("\nchase-settlement,ACME-20260105-1,2026-01-05,,,\n"));
-    assert!(parse_placed(&chase).is_err(), "a chase is not a placed trade");
+    assert!(
+        parse_placed(&chase).is_err(),
+        "a chase is not a placed trade"
+    );
 }
 
 #[test]
@@ -83,25 +88,29 @@ fn each_bad_field_is_named_with_its_line() {
     let row = "priced,ACME-20260105-1,0,1.250000,40.00,32.000000,0.000000,0.00";
     let with = |r: &str| format!("{HEADER}{row}\n{r}\n");
     let cases: [(String, Option<u64>, &str); 12] = [
-        (
-            "acme-custodian-notices,2\n".into(),
-            Some(1),
-            "version",
-        ),
+        ("acme-custodian-notices,2\n".into(), Some(1), "version"),
         ("kind,trade_ref\n".into(), Some(1), "version"),
-        (
-            HEADER.replace("cash_for_sold", "cash"),
-            Some(2),
-            "cash",
-        ),
+        (HEADER.replace("cash_for_sold", "cash"), Some(2), "cash"),
         (HEADER.replace(",price", ""), Some(2), "price"),
         (with(&row.replace("priced", "filled")), Some(4), "kind"),
-        (with(&row.replace("ACME-20260105-1", "X-1")), Some(4), "trade_ref"),
+        (
+            with(&row.replace("ACME-20260105-1", "X-1")),
+            Some(4),
+            "trade_ref",
+        ),
         (with(&row.replace(",0,", ",8,")), Some(4), "revision"),
         (with(&row.replace("1.250000", "1,25")), Some(4), "kind"),
         (with(&row.replace("40.00", "40.001")), Some(4), "buy_cash"),
-        (with(&row.replace("32.000000", "33.000000")), Some(4), "units_bought"),
-        (with(&row.replace(",0.000000,0.00", ",0.000000,1.00")), Some(4), "cash_for_sold"),
+        (
+            with(&row.replace("32.000000", "33.000000")),
+            Some(4),
+            "units_bought",
+        ),
+        (
+            with(&row.replace(",0.000000,0.00", ",0.000000,1.00")),
+            Some(4),
+            "cash_for_sold",
+        ),
         (HEADER.to_string(), None, "kind"),
     ];
     for (text, line, field) in cases {
@@ -118,14 +127,23 @@ fn the_books_refuse_what_contradicts_the_orders_or_earlier_answers() {
     let t = trade();
     let r = trade_ref(t.id);
     let read = |rows: &str| parse_notices(&format!("{HEADER}{rows}")).expect(rows);
-    let priced = read(&format!("priced,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n"));
+    let priced = read(&format!(
+        "priced,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n"
+    ));
     let b = books.check(&priced).expect_err("not placed");
     assert_eq!((b.line, b.field.as_str()), (Some(3), "trade_ref"));
     books.place(t);
     assert_eq!(books.check(&priced), Ok(()));
-    let over = read(&format!("priced,{r},0,2.000000,40.01,20.005000,1.000000,2.00\n"));
-    assert_eq!(books.check(&over).map_err(|b| b.field), Err("buy_cash".into()));
-    let settled_first = read(&format!("settled,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n"));
+    let over = read(&format!(
+        "priced,{r},0,2.000000,40.01,20.005000,1.000000,2.00\n"
+    ));
+    assert_eq!(
+        books.check(&over).map_err(|b| b.field),
+        Err("buy_cash".into())
+    );
+    let settled_first = read(&format!(
+        "settled,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n"
+    ));
     assert_eq!(
         books.check(&settled_first).map_err(|b| b.field),
         Err("kind".into()),
@@ -134,14 +152,24 @@ fn the_books_refuse_what_contradicts_the_orders_or_earlier_answers() {
     books.record(&priced);
     assert_eq!(books.check(&priced), Ok(()), "a copy is fine");
     assert_eq!(books.check(&settled_first), Ok(()));
-    let other = read(&format!("priced,{r},0,2.000000,40.00,20.000000,0.000000,0.00\n"));
-    assert_eq!(books.check(&other).map_err(|b| b.field), Err("revision".into()));
+    let other = read(&format!(
+        "priced,{r},0,2.000000,40.00,20.000000,0.000000,0.00\n"
+    ));
+    assert_eq!(
+        books.check(&other).map_err(|b| b.field),
+        Err("revision".into())
+    );
     let rejected = read(&format!("rejected,{r},0,,,,,\n"));
-    assert_eq!(books.check(&rejected).map_err(|b| b.field), Err("kind".into()));
+    assert_eq!(
+        books.check(&rejected).map_err(|b| b.field),
+        Err("kind".into())
+    );
     // An amendment and its settlement in one file: the settlement must be of the amendment.
     let amended = format!("priced,{r},1,4.000000,40.00,10.000000,1.000000,4.00\n");
     let old_terms = format!("settled,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n");
-    let b = books.check(&read(&format!("{amended}{old_terms}"))).expect_err("stale");
+    let b = books
+        .check(&read(&format!("{amended}{old_terms}")))
+        .expect_err("stale");
     assert_eq!((b.line, b.field.as_str()), (Some(4), "revision"));
     let new_terms = amended.replacen("priced", "settled", 1);
     assert_eq!(books.check(&read(&format!("{amended}{new_terms}"))), Ok(()));
@@ -180,7 +208,10 @@ fn the_outbox_file_is_named_by_the_message_and_a_resend_rewrites_it_identically(
     let bad = fd.take("b.txt").expect("read").expect_err("not csv");
     fd.reject("b.txt", &bad).expect("rejected");
     let report = std::fs::read_to_string(inbox.join("rejected/b.txt.report.txt")).expect("report");
-    assert!(report.contains("file: b.txt\nline: -\nfield: file\n"), "{report}");
+    assert!(
+        report.contains("file: b.txt\nline: -\nfield: file\n"),
+        "{report}"
+    );
     assert_eq!(files::listing(&inbox), Ok(vec![]));
     let _ = std::fs::remove_dir_all(&dir);
 }
