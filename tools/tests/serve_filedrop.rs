@@ -218,83 +218,16 @@ fn a_file_drop_custodian_takes_orders_in_its_outbox_and_answers_from_its_inbox()
     let states: Vec<String> = day.invests.iter().map(|l| state(&a, l)).collect();
     assert_eq!(states, ["received"; 3]);
 
-    // The custodian's prices: £1.25 (exact units) and £3 (units rounded down).
-    let (price_a, price_b) = (1_250_000, 3_000_000);
-    let good_a = buy_row("priced", &ref_a, price_a, cash_a);
-    let good_b = buy_row("priced", &ref_b, price_b, cash_b);
-    let before = (pot(&a, "M-1"), pot(&a, "M-2"));
-    let bad_decimal = good_b.replace("3.000000", "3.0000001");
-    let r = drop_bad(
-        &inbox,
-        "bad-decimal.csv",
-        &format!("{HEADER}{good_a}{bad_decimal}"),
-    );
-    assert!(r.contains("line: 4\nfield: price\n"), "{r}");
-    assert!(r.contains("more than 6 decimal places"), "{r}");
-    let unknown = format!(
-        "{},fee\n{}",
-        HEADER.trim_end(),
-        good_a.replace('\n', ",0.00\n")
-    );
-    let r = drop_bad(&inbox, "unknown-column.csv", &unknown);
-    assert!(r.contains("line: 2\nfield: fee\n"), "{r}");
-    let proceeds = format!("priced,{ref_b},0,3.000000,10.00,3.333333,0.000000,1.00\n");
-    let r = drop_bad(
-        &inbox,
-        "proceeds.csv",
-        &format!("{HEADER}{good_a}{proceeds}"),
-    );
-    assert!(
-        r.contains("line: 4\nfield: cash_for_sold\nreason: proceeds with no sell"),
-        "{r}"
-    );
-    assert!(r.contains("nothing of it was applied"), "{r}");
-    // Give a wrongly applied first row time to show.
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!((pot(&a, "M-1"), pot(&a, "M-2")), before, "nothing applied");
-    for l in &day.invests {
-        assert_eq!(state(&a, l), "received");
-    }
-    assert!(names(&inbox.join("done")).is_empty());
-
-    let confirmations = format!("{HEADER}{good_a}{good_b}");
-    drop_good(&inbox, "confirmations.csv", &confirmations);
-    // The allocation shares the fill by cash: £40 and £25 of £65 at £1.25.
-    let expect_a1 = fixed(units_for(4_000, price_a), 6);
-    let expect_a2 = fixed(units_for(2_500, price_a), 6);
-    let expect_b1 = fixed(units_for(1_000, price_b), 6);
-    wait_for("units pending", || {
-        units_of(&pot(&a, "M-1"), FUND_A, "units_pending") == expect_a1
-    });
-    let priced = (pot(&a, "M-1"), pot(&a, "M-2"));
-    assert_eq!(units_of(&priced.0, FUND_B, "units_pending"), expect_b1);
-    assert_eq!(units_of(&priced.1, FUND_A, "units_pending"), expect_a2);
-    drop_good(&inbox, "confirmations.csv", &confirmations);
-    let other = buy_row("priced", &ref_a, 1_300_000, cash_a);
-    let r = drop_bad(&inbox, "other-price.csv", &format!("{HEADER}{other}"));
-    assert!(r.contains("line: 3\nfield: revision\n"), "{r}");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        (pot(&a, "M-1"), pot(&a, "M-2")),
-        priced,
-        "a copy changes nothing"
-    );
-
-    let settled = format!(
-        "{HEADER}{}{}",
-        buy_row("settled", &ref_a, price_a, cash_a),
-        buy_row("settled", &ref_b, price_b, cash_b)
-    );
-    drop_good(&inbox, "settled.csv", &settled);
-    for l in &day.invests {
-        wait_for("settled", || state(&a, l) == "settled");
-    }
-    let (m1, m2) = (pot(&a, "M-1"), pot(&a, "M-2"));
-    assert_eq!(m1["cash"]["available"], "50.00", "{m1}");
-    assert_eq!(m2["cash"]["available"], "75.00", "{m2}");
-    assert_eq!(units_of(&m1, FUND_A, "units_settled"), expect_a1, "{m1}");
-    assert_eq!(units_of(&m1, FUND_B, "units_settled"), expect_b1, "{m1}");
-    assert_eq!(units_of(&m2, FUND_A, "units_settled"), expect_a2, "{m2}");
+    let t = Trades {
+        ref_a,
+        cash_a,
+        ref_b,
+        cash_b,
+    };
+    bad_files_change_nothing(&a, &inbox, &t, &day.invests);
+    priced_copied_and_amended(&a, &inbox, &t);
+    let settled = settle(&a, &inbox, &t, &day.invests);
+    let pots = (pot(&a, "M-1"), pot(&a, "M-2"));
 
     // After a crash the file drop knows what it took: a copy is a no-op, an amendment of a
     // settled trade is refused.
@@ -305,9 +238,145 @@ fn a_file_drop_custodian_takes_orders_in_its_outbox_and_answers_from_its_inbox()
         send(&a, "GET", "/readyz", &[], b"").status == 200
     });
     drop_good(&inbox, "settled-again.csv", &settled);
-    let amended = buy_row("priced", &ref_a, price_a, cash_a).replacen(",0,", ",1,", 1);
-    let r = drop_bad(&inbox, "late-amendment.csv", &format!("{HEADER}{amended}"));
+    let late = revision(&buy_row("priced", &t.ref_a, 1_000_000, t.cash_a), 2);
+    let r = drop_bad(&inbox, "late-amendment.csv", &format!("{HEADER}{late}"));
     assert!(r.contains("line: 3\nfield: revision\n"), "{r}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!((pot(&a, "M-1"), pot(&a, "M-2")), (m1, m2), "unchanged");
+    assert_eq!((pot(&a, "M-1"), pot(&a, "M-2")), pots, "unchanged");
+}
+
+/// The two trades placed: fund A's (both members) and fund B's (M-1's).
+struct Trades {
+    ref_a: String,
+    cash_a: u128,
+    ref_b: String,
+    cash_b: u128,
+}
+
+/// The custodian's terms: A at £1.25 (units exact), then amended to £1 (revision 1); B filled
+/// in part, £7 of £10 at £3 (units rounded down).
+const PRICE_A: u128 = 1_250_000;
+const AMENDED_A: u128 = 1_000_000;
+const PRICE_B: u128 = 3_000_000;
+const FILLED_B: u128 = 700;
+
+/// `row` as of revision `rev` (its third field).
+fn revision(row: &str, rev: u32) -> String {
+    let mut f: Vec<&str> = row.split(',').collect();
+    let rev = rev.to_string();
+    f[2] = &rev;
+    f.join(",")
+}
+
+/// Files with a bad decimal, an unknown column, proceeds without a fill, a fill above the
+/// order, a trade never placed: each moved aside with a report, and nothing of them applied
+/// (a good first row included).
+fn bad_files_change_nothing(a: &str, inbox: &Path, t: &Trades, invests: &[String]) {
+    let good_a = buy_row("priced", &t.ref_a, PRICE_A, t.cash_a);
+    let good_b = buy_row("priced", &t.ref_b, PRICE_B, FILLED_B);
+    let before = (pot(a, "M-1"), pot(a, "M-2"));
+    let bad_decimal = good_b.replace("3.000000", "3.0000001");
+    let r = drop_bad(
+        inbox,
+        "bad-decimal.csv",
+        &format!("{HEADER}{good_a}{bad_decimal}"),
+    );
+    assert!(r.contains("line: 4\nfield: price\n"), "{r}");
+    assert!(r.contains("more than 6 decimal places"), "{r}");
+    let unknown = format!(
+        "{},fee\n{}",
+        HEADER.trim_end(),
+        good_a.replace('\n', ",0.00\n")
+    );
+    let r = drop_bad(inbox, "unknown-column.csv", &unknown);
+    assert!(r.contains("line: 2\nfield: fee\n"), "{r}");
+    let ref_b = &t.ref_b;
+    let proceeds = format!("priced,{ref_b},0,3.000000,7.00,2.333333,0.000000,1.00\n");
+    let r = drop_bad(
+        inbox,
+        "proceeds.csv",
+        &format!("{HEADER}{good_a}{proceeds}"),
+    );
+    let why = "line: 4\nfield: cash_for_sold\nreason: proceeds with no sell";
+    assert!(r.contains(why), "{r}");
+    assert!(r.contains("nothing of it was applied"), "{r}");
+    let over = buy_row("priced", &t.ref_b, PRICE_B, t.cash_b + 1);
+    let r = drop_bad(inbox, "overfilled.csv", &format!("{HEADER}{over}"));
+    assert!(r.contains("line: 3\nfield: buy_cash\n"), "{r}");
+    let (date_part, _) = t.ref_b.rsplit_once('-').expect("ACME-DATE-FUND");
+    let never = buy_row("priced", &format!("{date_part}-5"), PRICE_B, FILLED_B);
+    let r = drop_bad(inbox, "never-placed.csv", &format!("{HEADER}{never}"));
+    assert!(r.contains("line: 3\nfield: trade_ref\n"), "{r}");
+    // Give a wrongly applied first row time to show.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!((pot(a, "M-1"), pot(a, "M-2")), before, "nothing applied");
+    for l in invests {
+        assert_eq!(state(a, l), "received");
+    }
+    assert!(names(&inbox.join("done")).is_empty());
+}
+
+fn pending(a: &str, member: &str, isin: &str) -> String {
+    units_of(&pot(a, member), isin, "units_pending")
+}
+
+/// The confirmations, the same file again, a second price for revision 0 (refused), then an
+/// amendment: each member's pending units follow, shared by cash (£40 and £25 of £65).
+fn priced_copied_and_amended(a: &str, inbox: &Path, t: &Trades) {
+    let good_a = buy_row("priced", &t.ref_a, PRICE_A, t.cash_a);
+    let good_b = buy_row("priced", &t.ref_b, PRICE_B, FILLED_B);
+    let confirmations = format!("{HEADER}{good_a}{good_b}");
+    drop_good(inbox, "confirmations.csv", &confirmations);
+    let a1 = fixed(units_for(4_000, PRICE_A), 6);
+    wait_for("units pending", || pending(a, "M-1", FUND_A) == a1);
+    let b1 = fixed(units_for(FILLED_B, PRICE_B), 6);
+    assert_eq!(pending(a, "M-1", FUND_B), b1, "the part filled");
+    assert_eq!(
+        pending(a, "M-2", FUND_A),
+        fixed(units_for(2_500, PRICE_A), 6)
+    );
+    let priced = (pot(a, "M-1"), pot(a, "M-2"));
+    drop_good(inbox, "confirmations.csv", &confirmations);
+    let other = buy_row("priced", &t.ref_a, 1_300_000, t.cash_a);
+    let r = drop_bad(inbox, "other-price.csv", &format!("{HEADER}{other}"));
+    assert!(r.contains("line: 3\nfield: revision\n"), "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        (pot(a, "M-1"), pot(a, "M-2")),
+        priced,
+        "a copy changes nothing"
+    );
+
+    let amended = revision(&buy_row("priced", &t.ref_a, AMENDED_A, t.cash_a), 1);
+    drop_good(inbox, "amendment.csv", &format!("{HEADER}{amended}"));
+    let a1 = fixed(units_for(4_000, AMENDED_A), 6);
+    wait_for("amended units", || pending(a, "M-1", FUND_A) == a1);
+    assert_eq!(
+        pending(a, "M-2", FUND_A),
+        fixed(units_for(2_500, AMENDED_A), 6)
+    );
+}
+
+/// The settlement notices (A on its amended terms); the pots at the end. Returns the file.
+fn settle(a: &str, inbox: &Path, t: &Trades, invests: &[String]) -> String {
+    let settled = format!(
+        "{HEADER}{}{}",
+        revision(&buy_row("settled", &t.ref_a, AMENDED_A, t.cash_a), 1),
+        buy_row("settled", &t.ref_b, PRICE_B, FILLED_B)
+    );
+    drop_good(inbox, "settled.csv", &settled);
+    for l in invests {
+        wait_for("settled", || state(a, l) == "settled");
+    }
+    let (m1, m2) = (pot(a, "M-1"), pot(a, "M-2"));
+    // M-1 paid £40 and the £7 filled of £10; M-2 £25.
+    let cash = |paid: u128| fixed(10_000 - paid, 2);
+    assert_eq!(m1["cash"]["available"], cash(4_000 + FILLED_B), "{m1}");
+    assert_eq!(m2["cash"]["available"], cash(2_500), "{m2}");
+    let units = |pence| fixed(units_for(pence, AMENDED_A), 6);
+    assert_eq!(units_of(&m1, FUND_A, "units_settled"), units(4_000), "{m1}");
+    assert_eq!(units_of(&m2, FUND_A, "units_settled"), units(2_500), "{m2}");
+    let b = fixed(units_for(FILLED_B, PRICE_B), 6);
+    assert_eq!(units_of(&m1, FUND_B, "units_settled"), b, "{m1}");
+    settled
 }

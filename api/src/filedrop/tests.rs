@@ -215,3 +215,62 @@ fn the_outbox_file_is_named_by_the_message_and_a_resend_rewrites_it_identically(
     assert_eq!(files::listing(&inbox), Ok(vec![]));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn no_mutation_of_a_good_file_makes_the_reader_panic() {
+    let mut books = Books::default();
+    books.place(trade());
+    let r = trade_ref(trade().id);
+    let good = format!(
+        "{HEADER}priced,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n\
+         settled,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n"
+    );
+    assert_eq!(parse_notices(&good).map(|n| books.check(&n)), Ok(Ok(())));
+    let alphabet = b",.-0123456789\n\r\xff\xc3 aeAZ";
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut accepted = 0;
+    for _ in 0..20_000 {
+        let mut bytes = good.clone().into_bytes();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            let c = alphabet[(next() % alphabet.len() as u64) as usize];
+            match next() % 3 {
+                0 => bytes[at] = c,
+                1 => bytes.insert(at, c),
+                _ => {
+                    bytes.remove(at);
+                }
+            }
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            continue;
+        };
+        let Ok(notices) = parse_notices(&text) else {
+            continue;
+        };
+        if books.check(&notices).is_err() {
+            continue;
+        }
+        accepted += 1;
+        // Whatever passes is what pricing takes: never a confirmation it would dead-letter.
+        for n in &notices {
+            if let Notice::Priced { terms, .. } | Notice::Settled { terms, .. } = n {
+                let t = trade();
+                assert_eq!(acme_processes::trading::confirmation::check(terms), Ok(()));
+                assert_eq!(
+                    acme_processes::trading::confirmation::check_fills(&t, terms),
+                    Ok(()),
+                    "{text}"
+                );
+            }
+        }
+    }
+    // Both outcomes occur: a mutation in a figure's trailing zeros or a blank line passes.
+    assert!(0 < accepted && accepted < 20_000, "{accepted}");
+}
