@@ -274,3 +274,65 @@ fn no_mutation_of_a_good_file_makes_the_reader_panic() {
     // Both outcomes occur: a mutation in a figure's trailing zeros or a blank line passes.
     assert!(0 < accepted && accepted < 20_000, "{accepted}");
 }
+
+#[test]
+fn a_file_read_again_after_a_crash_before_its_move_gives_the_same_messages() {
+    let dir = std::env::temp_dir().join(format!("acme-filedrop-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let funds = crate::config::default_funds();
+    let (outbox, inbox) = (dir.join("out"), dir.join("in"));
+    let fd = FileDrop::open(&outbox, &inbox, &dir, &funds).expect("opens");
+    let t = trade();
+    let place = Envelope {
+        id: msg_id(MsgKind::PlaceTrade, t.id, 0),
+        from: Service::Aggregation,
+        to: Service::Custodian,
+        seq: 0,
+        body: Message::PlaceTrade(t),
+    };
+    fd.send(&place).expect("placed");
+    let r = trade_ref(t.id);
+    let text = format!(
+        "{HEADER}priced,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n\
+         settled,{r},0,2.000000,40.00,20.000000,1.000000,2.00\n"
+    );
+    std::fs::write(inbox.join("n.csv"), &text).expect("drop");
+    let first: Vec<Envelope> = fd
+        .take("n.csv")
+        .expect("read")
+        .expect("good")
+        .iter()
+        .map(envelope)
+        .collect();
+    // The process dies after delivering, before the move: the next one reads the file again.
+    drop(fd);
+    let fd = FileDrop::open(&outbox, &inbox, &dir, &funds).expect("reopens");
+    let notices = fd.take("n.csv").expect("read").expect("still good");
+    let again: Vec<Envelope> = notices.iter().map(envelope).collect();
+    assert_eq!(
+        first, again,
+        "the same ids and bodies: duplicates to the hosts"
+    );
+    assert_eq!(again[1].to, Service::Settlement);
+    assert_eq!(
+        again[1].body,
+        Message::TradeSettled {
+            trade_id: t.id,
+            net_units: 19_000_000,
+            net_cash: 3_800,
+        }
+    );
+    fd.done("n.csv", &notices).expect("done");
+    // And once done, a copy still passes (its messages are duplicates), a contradiction not.
+    let fd = FileDrop::open(&outbox, &inbox, &dir, &funds).expect("reopens");
+    std::fs::write(inbox.join("copy.csv"), &text).expect("drop");
+    assert!(fd.take("copy.csv").expect("read").is_ok());
+    let other = format!("{HEADER}priced,{r},0,4.000000,40.00,10.000000,1.000000,4.00\n");
+    std::fs::write(inbox.join("other.csv"), other).expect("drop");
+    let bad = fd
+        .take("other.csv")
+        .expect("read")
+        .expect_err("other figures");
+    assert_eq!(bad.field, "revision", "{bad:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
