@@ -45,6 +45,9 @@ pub struct FileDrop {
     placed: PathBuf,
     isins: BTreeMap<FundId, String>,
     books: Mutex<Books>,
+    /// One outbox write at a time: two copies of a message (a re-send while the first is being
+    /// written) would share the temporary file, and one could rename it half written.
+    writing: Mutex<()>,
 }
 
 fn make_dir(dir: &Path) -> Result<(), String> {
@@ -67,6 +70,7 @@ impl FileDrop {
             placed: data_dir.join("custodian").join("placed"),
             isins: funds.iter().map(|f| (f.id, f.isin.clone())).collect(),
             books: Mutex::new(Books::default()),
+            writing: Mutex::new(()),
         };
         for dir in [&fd.outbox, &fd.inbox, &fd.done, &fd.rejected, &fd.placed] {
             make_dir(dir)?;
@@ -122,6 +126,10 @@ impl FileDrop {
             .map_or("", String::as_str);
         let text = format::render_order(&order, isin);
         let name = format!("{prefix}-{:032x}.csv", envelope.id);
+        let _one = self
+            .writing
+            .lock()
+            .map_err(|_| "an outbox write failed before".to_string())?;
         if let Order::Place(t) = order {
             files::write_durable(&self.placed, &name, text.as_bytes())?;
             self.books()?.place(*t);
