@@ -3,6 +3,12 @@
 //! defaults that need no file at all. The risk profiles are the model portfolios the processes
 //! run (`ModelSet::V1`), so they are not configured here: a profile the processes do not know
 //! could never be re-balanced.
+//!
+//! `custodian` says who answers the platform's trades: `"simulated"` (the default, for demos and
+//! tests: [`crate::jobs`]) or `"file-drop"` (orders written to an outbox folder, the custodian's
+//! answers read from an inbox folder: [`crate::filedrop`]), by default `DATA/custodian/outbox`
+//! and `DATA/custodian/inbox`; `{"mode": "file-drop", "outbox": DIR, "inbox": DIR}` names
+//! the folders (a relative path is under the data directory).
 
 use crate::auth::{Role, TokenTable};
 use crate::decimal;
@@ -10,7 +16,7 @@ use acme_ledger::chart::FundId;
 use acme_processes::money::Price;
 use acme_processes::trading::rebalancing::ModelSet;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One fund as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +33,16 @@ pub struct Settings {
     pub tokens: TokenTable,
     /// Instructions and registrations waiting for intake at once; beyond it, 429.
     pub in_flight_max: usize,
+    pub custodian: CustodianMode,
+}
+
+/// Who answers the trades the platform places.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CustodianMode {
+    /// The simulated custodian in memory, driven by the valuation and settlement jobs.
+    Simulated,
+    /// Files: orders out to `outbox`, confirmations and settlement notices in from `inbox`.
+    FileDrop { outbox: PathBuf, inbox: PathBuf },
 }
 
 #[derive(Deserialize)]
@@ -38,6 +54,9 @@ struct FileConfig {
     tokens: Vec<FileToken>,
     #[serde(default)]
     in_flight_max: Option<usize>,
+    /// A string or an object: see [`parse_custodian`].
+    #[serde(default)]
+    custodian: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -167,8 +186,10 @@ pub fn load(
             funds: None,
             tokens: Vec::new(),
             in_flight_max: None,
+            custodian: None,
         },
     };
+    let custodian = parse_custodian(file.custodian.as_ref(), data_dir)?;
     let funds = match file.funds {
         Some(funds) if !funds.is_empty() => parse_funds(funds)?,
         Some(_) => return Err("config: `funds` is empty".into()),
@@ -203,7 +224,63 @@ pub fn load(
         funds,
         tokens,
         in_flight_max: file.in_flight_max.unwrap_or(crate::http::IN_FLIGHT_MAX),
+        custodian,
     })
+}
+
+/// `"simulated"`, `"file-drop"`, or `{"mode": "file-drop", "outbox": DIR, "inbox": DIR}`
+/// (either folder left out is its default under `data_dir/custodian`).
+fn parse_custodian(
+    value: Option<&serde_json::Value>,
+    data_dir: &Path,
+) -> Result<CustodianMode, String> {
+    use serde_json::Value;
+    const MODES: &str = "the custodian is \"simulated\" or \"file-drop\"";
+    let under = |p: &str| data_dir.join(p);
+    let file_drop = |outbox: Option<&str>, inbox: Option<&str>| CustodianMode::FileDrop {
+        outbox: under(outbox.unwrap_or("custodian/outbox")),
+        inbox: under(inbox.unwrap_or("custodian/inbox")),
+    };
+    let mode = |m: &str| match m {
+        "simulated" | "file-drop" => Ok(()),
+        other => Err(format!("config custodian: `{other}`: {MODES}")),
+    };
+    match value {
+        None => Ok(CustodianMode::Simulated),
+        Some(Value::String(m)) => {
+            mode(m)?;
+            Ok(if m == "simulated" {
+                CustodianMode::Simulated
+            } else {
+                file_drop(None, None)
+            })
+        }
+        Some(Value::Object(map)) => {
+            if let Some(k) = map
+                .keys()
+                .find(|k| !["mode", "outbox", "inbox"].contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "config custodian.{k}: unknown field; the fields are mode, outbox and inbox"
+                ));
+            }
+            let text = |k: &str| match map.get(k) {
+                None => Ok(None),
+                Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.as_str())),
+                Some(_) => Err(format!("config custodian.{k}: must be a non-empty string")),
+            };
+            match text("mode")? {
+                Some("file-drop") => Ok(file_drop(text("outbox")?, text("inbox")?)),
+                Some("simulated") if map.len() == 1 => Ok(CustodianMode::Simulated),
+                Some("simulated") => {
+                    Err("config custodian: a simulated custodian has no folders".into())
+                }
+                Some(other) => Err(format!("config custodian.mode: `{other}`: {MODES}")),
+                None => Err("config custodian.mode: is required".into()),
+            }
+        }
+        Some(_) => Err(format!("config custodian: {MODES}, or an object with mode")),
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +315,29 @@ mod tests {
         write(r#"{"tokens": [{"role": "root", "sha256": "00"}]}"#);
         let e = load(Some(&path), None, &dir).expect_err("bad role");
         assert!(e.contains("tokens[0].role"), "{e}");
+        assert_eq!(s.custodian, CustodianMode::Simulated, "the default");
+        write(r#"{"custodian": "file-drop"}"#);
+        let s = load(Some(&path), None, &dir).expect("loads");
+        let outbox = dir.join("custodian/outbox");
+        let inbox = dir.join("custodian/inbox");
+        assert_eq!(s.custodian, CustodianMode::FileDrop { outbox, inbox });
+        write(r#"{"custodian": {"mode": "file-drop", "inbox": "/srv/in", "outbox": "out"}}"#);
+        let s = load(Some(&path), None, &dir).expect("loads");
+        let (outbox, inbox) = (dir.join("out"), PathBuf::from("/srv/in"));
+        assert_eq!(s.custodian, CustodianMode::FileDrop { outbox, inbox });
+        for (bad, names) in [
+            (r#"{"custodian": "fax"}"#, "custodian: `fax`"),
+            (
+                r#"{"custodian": {"mode": "file-drop", "outbx": "o"}}"#,
+                "custodian.outbx",
+            ),
+            (r#"{"custodian": {"inbox": "i"}}"#, "custodian.mode"),
+            (r#"{"custodian": 3}"#, "custodian"),
+        ] {
+            write(bad);
+            let e = load(Some(&path), None, &dir).expect_err(bad);
+            assert!(e.contains(names), "{bad}: {e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

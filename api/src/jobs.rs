@@ -12,7 +12,8 @@
 //!
 //! Each job answers only once every message it sent was acknowledged by its host (durable).
 //! The custodian's own books are in memory: after a restart it has forgotten the trades placed
-//! before (a file-drop custodian, with books on disk, is still to come).
+//! before. With a file-drop custodian ([`crate::filedrop`]) the answers come from its inbox
+//! instead, so valuation and settlement are refused (409) and only the cut-off runs here.
 
 use crate::http::App;
 use crate::problem::Problem;
@@ -31,6 +32,9 @@ const CUSTODIAN_SEED: u64 = 13;
 
 pub struct Desk {
     custodian: Mutex<Custodian>,
+    /// The file-drop custodian, when configured: then it, not the simulated one, takes what
+    /// the platform sends the custodian.
+    pub file_drop: Option<Arc<crate::filedrop::FileDrop>>,
     /// Each job's last success (the clock's reading), for `/metrics`.
     last_success: Mutex<BTreeMap<&'static str, Ts>>,
 }
@@ -56,6 +60,7 @@ impl Default for Desk {
                 WorldCalendar::england_and_wales(2026, 2040),
             )),
             last_success: Mutex::new(BTreeMap::new()),
+            file_drop: None,
         }
     }
 }
@@ -94,6 +99,19 @@ fn settlement(p: &PricedTrade) -> Envelope {
 }
 
 impl Desk {
+    /// A desk whose custodian is the file drop `fd`.
+    pub fn with_file_drop(fd: crate::filedrop::FileDrop) -> Desk {
+        Desk {
+            file_drop: Some(Arc::new(fd)),
+            ..Desk::default()
+        }
+    }
+
+    /// Whether `job` is run here: with a file drop, the custodian's answers come from its inbox.
+    pub fn runs(&self, job: &str) -> bool {
+        self.file_drop.is_none() || job == "cut-off"
+    }
+
     /// Each job's last success so far.
     pub fn last_success(&self) -> BTreeMap<&'static str, Ts> {
         self.last_success
@@ -118,6 +136,13 @@ pub async fn run(app: &App, job: &str, date: Date) -> Result<Value, Problem> {
             .find(|f| f.id == fund)
             .map_or(Price(1_000_000), |f| f.price)
     };
+    if JOBS.contains(&job) && !app.desk.runs(job) {
+        return Err(Problem::conflict(
+            "file-drop-custodian",
+            "the custodian is a file drop: its confirmations and settlements come from its \
+             inbox, not from this job",
+        ));
+    }
     let sends: Vec<Envelope> = match job {
         "cut-off" => vec![Envelope {
             id: msg_id(MsgKind::CutOff, u64::from(date.0), 0),
@@ -177,6 +202,10 @@ pub async fn run(app: &App, job: &str, date: Date) -> Result<Value, Problem> {
 /// at once (the simulated custodian has taken it); a chase's answer is sent again until its
 /// host has it.
 pub fn on_message(app: &Arc<App>, envelope: Envelope) {
+    if let Some(fd) = &app.desk.file_drop {
+        crate::filedrop::on_message(app, fd.clone(), envelope);
+        return;
+    }
     let answer = {
         let Ok(mut custodian) = app.desk.custodian.lock() else {
             return;

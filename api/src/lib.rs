@@ -11,6 +11,7 @@
 //! - [`store`]: members, keys and instructions, rebuilt from the journal.
 //! - [`http`] and [`idempotency`]: the routes; [`requests`] and [`views`]: bodies in and out.
 //! - [`jobs`]: the day's jobs (cut-off, valuation, settlement) and the simulated custodian.
+//! - [`filedrop`]: the custodian as files, orders to an outbox and answers from an inbox.
 //! - [`scheduler`]: those jobs on a timer (`--day-jobs`).
 //! - [`auth`]: bearer tokens (hashed) and roles; [`problem`]: `application/problem+json`.
 //! - [`platform`]: the hand-over to intake and the reads of the ledger.
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod config;
 pub mod decimal;
+pub mod filedrop;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
@@ -88,12 +90,24 @@ pub fn serve(options: Options) -> Result<(), String> {
         stop(rt);
         return Err(e);
     }
+    let desk = match &settings.custodian {
+        config::CustodianMode::Simulated => jobs::Desk::default(),
+        config::CustodianMode::FileDrop { outbox, inbox } => {
+            match filedrop::FileDrop::open(outbox, inbox, &options.data, &settings.funds) {
+                Ok(fd) => jobs::Desk::with_file_drop(fd),
+                Err(e) => {
+                    stop(rt);
+                    return Err(e);
+                }
+            }
+        }
+    };
     let permits = Semaphore::new(settings.in_flight_max);
     let app = Arc::new(http::App {
         settings,
         store,
         journal,
-        desk: jobs::Desk::default(),
+        desk,
         ready: Default::default(),
         platform: platform::Platform::new(rt.gateway(), clock, rt.ledger()),
         permits,
@@ -111,6 +125,9 @@ pub fn serve(options: Options) -> Result<(), String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         tokio::spawn(platform::dispatch(out_rx, app.clone()));
         tokio::spawn(sweep::run(app.clone()));
+        if let Some(fd) = app.desk.file_drop.clone() {
+            tokio::spawn(filedrop::watch(app.clone(), fd));
+        }
         if options.day_jobs {
             tokio::spawn(scheduler::run(app.clone()));
         }

@@ -152,6 +152,8 @@ fn paths() -> Value {
                 "properties": {"date": {"type": "string", "format": "date"}}}}}},
             "responses": with_auth(json!({"200": {"description": "done; the trades it touched"},
                 "404": problem("no such job"), "422": problem("not a date"),
+                "409": problem("valuation or settlement with a file-drop custodian (its answers \
+                    come from its inbox)"),
                 "503": problem("the platform did not confirm in time; run it again")}))}},
         "/healthz": {"get": {"summary": "Alive", "security": [], "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "Ready: what the last run left unanswered is finished",

@@ -63,7 +63,7 @@ pub async fn run(app: Arc<App>) {
         let now = clock.now();
         let mut failed = false;
         for (job, date) in due(now, &schedule) {
-            if done.contains(&(job, date)) {
+            if done.contains(&(job, date)) || !app.desk.runs(job) {
                 continue;
             }
             match crate::jobs::run(&app, job, date).await {

@@ -86,7 +86,8 @@ struct ServeArgs {
     /// development tokens in DIR/tokens when no tokens are configured).
     #[arg(long, value_name = "DIR")]
     data: std::path::PathBuf,
-    /// Configuration file (JSON: funds, tokens as SHA-256 hashes); defaults without one.
+    /// Configuration file (JSON: funds, tokens as SHA-256 hashes, in_flight_max, custodian:
+    /// "simulated" or "file-drop"); defaults without one.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     /// Tokens file: lines `ROLE TOKEN` (channel, operations, auditor).
