@@ -137,8 +137,8 @@ impl Platform {
 const DISPATCH_BATCH_MAX: usize = acme_ledger::BATCH_EVENTS_MAX;
 
 /// Takes what the platform sends out: the statuses for members are journaled, applied, then
-/// acknowledged (intake sends each again until then); what goes to the custodian is the
-/// simulated custodian's ([`crate::jobs::on_message`]). Runs until the runtime stops.
+/// acknowledged (intake sends each again until then); what goes to the custodian goes to the
+/// simulated custodian or the file drop ([`crate::jobs::on_message`]). Runs until the runtime stops.
 ///
 /// Everything waiting is taken at once and journaled as one group: one status at a time, the
 /// acknowledgements fall behind intake's rate under load (one sync each), and every status not
