@@ -231,3 +231,44 @@ impl Checker {
         }
     }
 }
+
+/// Whether the end-of-day business oracles (pots against the model, the custodian's books
+/// against the ledger's mirror, the trading accounts flat, the roundings) ran. They compare
+/// settled states, so a day that ends with a message in flight skips them; every skip is
+/// counted, and a run fails if, after one, they never ran again (the state they would have
+/// checked went unchecked), or if they never ran at all.
+#[derive(Clone, Debug, Default)]
+pub struct OracleDays {
+    pub checked: u64,
+    pub skipped: u64,
+    /// The first day skipped since they last ran.
+    pub unchecked_since: Option<acme_processes::calendar::Date>,
+}
+
+impl OracleDays {
+    pub fn skip(&mut self, date: acme_processes::calendar::Date) {
+        self.skipped += 1;
+        self.unchecked_since.get_or_insert(date);
+    }
+
+    pub fn ran(&mut self) {
+        self.checked += 1;
+        self.unchecked_since = None;
+    }
+
+    /// What is wrong with the oracles' coverage at the end of a run, if anything.
+    pub fn verdict(&self) -> Option<String> {
+        match self.unchecked_since {
+            Some(date) => Some(format!(
+                "the end-of-day oracles were skipped from {date} on ({} days skipped, {} checked) \
+                 and never ran again",
+                self.skipped, self.checked
+            )),
+            None if self.checked == 0 => Some(format!(
+                "the end-of-day oracles never ran ({} days skipped)",
+                self.skipped
+            )),
+            None => None,
+        }
+    }
+}

@@ -58,6 +58,10 @@ pub struct Summary {
     pub fault_plan: Vec<String>,
     /// Violations that are liveness failures (something never finished), not safety.
     pub liveness_failures: u64,
+    /// Days whose end-of-day business oracles ran, and days that skipped them (a message was
+    /// in flight); a skip is made up by a later day's, or the run's end, or the run fails.
+    pub oracle_days_checked: u64,
+    pub oracle_days_skipped: u64,
     pub contributed_pence: u64,
     /// Wall time of the run, filled in by the command that ran it (the simulator has no clock).
     pub wall_ms: u64,
@@ -240,6 +244,11 @@ impl Summary {
                 let _ = writeln!(s, "storage halted {h}");
             }
         }
+        let _ = writeln!(
+            s,
+            "oracle days    {} checked, {} skipped (a message in flight at the end of day)",
+            self.oracle_days_checked, self.oracle_days_skipped
+        );
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
         if self.ok() {
             let _ = writeln!(s, "invariants     all held");

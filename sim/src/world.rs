@@ -677,6 +677,7 @@ pub struct World {
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
     pub(crate) liveness_failures: u64,
+    pub(crate) oracle_days: crate::checker::OracleDays,
     pub(crate) last_activity_day: Date,
     pub(crate) end_day: Date,
     /// The last day simulated so far.
@@ -830,6 +831,7 @@ impl World {
             violations: Vec::new(),
             violation_count: 0,
             liveness_failures: 0,
+            oracle_days: Default::default(),
             last_activity_day,
             end_day,
             last_day: start,
@@ -1796,9 +1798,18 @@ impl World {
         }
         if !self.messages_settled() {
             // Oracles compare settled states; with messages in flight, or held up for want of an
-            // acknowledgement, the platform lags them.
+            // acknowledgement, the platform lags them. Counted, and made up for later.
+            self.oracle_days.skip(date);
             return;
         }
+        self.oracle_days.ran();
+        self.business_oracles(&event);
+    }
+
+    /// The oracles that compare settled states: the trading accounts flat, the custodian's books
+    /// against the ledger's mirror, every pot and the roundings against the reference model.
+    fn business_oracles(&mut self, event: &str) {
+        let event = event.to_string();
         // Nothing in flight: what was posted into the trading accounts is exactly what they have
         // promised out as pending allocation lines (reservations taken for tomorrow's trades are
         // pending credits and do not count).
@@ -1923,6 +1934,14 @@ impl World {
         self.ledger.inner.end_of_run();
         for (invariant, detail) in self.ledger.inner.take_violations() {
             self.violation(&invariant, detail, event);
+        }
+        // A run whose last end-of-day oracles were skipped makes them up now, once quiet.
+        if self.oracle_days.unchecked_since.is_some() && self.messages_settled() {
+            self.oracle_days.ran();
+            self.business_oracles(event);
+        }
+        if let Some(why) = self.oracle_days.verdict() {
+            self.violation("oracles_ran", why, event);
         }
         // Judged by what the members were told (intake retires an instruction once it has
         // reported its terminal state), not by intake's memory.
@@ -2118,6 +2137,8 @@ impl World {
             faults: self.cfg.fault_name.clone(),
             fault_plan: self.cfg.chaos_faults.describe(),
             liveness_failures: self.liveness_failures,
+            oracle_days_checked: self.oracle_days.checked,
+            oracle_days_skipped: self.oracle_days.skipped,
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
             storage: self.ledger.inner.storage_summary(),

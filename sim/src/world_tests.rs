@@ -69,3 +69,54 @@ fn a_stopped_consumer_gets_what_the_broker_kept_once_it_is_back() {
     assert!(world.parked.values().all(Vec::is_empty));
     assert!(summary.ok(), "{:?}", summary.violations);
 }
+
+#[test]
+fn a_day_that_ends_with_a_message_in_flight_skips_its_oracles_and_a_later_day_makes_them_up() {
+    use acme_processes::messages::{instruction_id, Instruction, InstructionKind, Origin};
+    let cfg = SimConfig::new(3, 2, 50).with_faults("none").unwrap();
+    let mut world = World::new(cfg);
+    let first = world.calendar.on_or_after(world.cfg.start);
+    let down_at = world.calendar.london(first, 23 * 60);
+    // A member's payment at 23:00, and intake down from then over the end of day (23:30).
+    let payment = Instruction {
+        id: instruction_id(1, 4_000),
+        member: 1,
+        kind: InstructionKind::Contribute { cash_pence: 12_345 },
+        origin: Origin::Member,
+    };
+    world.queue.push(down_at, Event::MemberSend(payment));
+    let mut crashed = false;
+    while world.step() {
+        if !crashed && world.now >= down_at {
+            on_host!(world, Service::Intake, |host, _io| host.crash());
+            let hour = 3600 * 1_000_000_000;
+            world
+                .queue
+                .push(world.now + 2 * hour, Event::Restart(Service::Intake));
+            crashed = true;
+        }
+    }
+    let summary = world.finish();
+    assert!(crashed);
+    assert!(summary.oracle_days_skipped >= 1, "{summary:?}");
+    assert!(summary.oracle_days_checked >= 1, "{summary:?}");
+    assert!(summary.ok(), "{:?}", summary.violations);
+}
+
+#[test]
+fn oracles_skipped_and_never_made_up_or_never_run_fail_the_run() {
+    let mut days = crate::checker::OracleDays::default();
+    assert!(days.verdict().is_some(), "never ran at all");
+    days.ran();
+    assert_eq!(days.verdict(), None);
+    let d = Date::from_ymd(2026, 3, 27).expect("a date");
+    days.skip(d);
+    days.skip(d.next_day());
+    let why = days.verdict().expect("skipped and not made up");
+    assert!(
+        why.contains("from 2026-03-27 on (2 days skipped, 1 checked)"),
+        "{why}"
+    );
+    days.ran();
+    assert_eq!(days.verdict(), None);
+}
