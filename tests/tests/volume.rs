@@ -21,6 +21,8 @@ const DAYS: u32 = 5;
 fn a_fund_day_past_one_batch_is_booked_settled_and_rebalanced_in_pages() {
     assert!(MEMBERS > QUERY_RESULTS_MAX as u64);
     let s = run(SimConfig::new(1, DAYS, MEMBERS));
+    let p = s.paging;
+    eprintln!("{p:?}");
     assert!(
         s.ok(),
         "{} violations, first: {:#?}\nreproduce: {}",
@@ -32,8 +34,6 @@ fn a_fund_day_past_one_batch_is_booked_settled_and_rebalanced_in_pages() {
         let terminal = matches!(state.as_str(), "settled" | "completed" | "rejected");
         assert!(terminal || *n == 0, "{n} instructions ended {state}");
     }
-    let p = s.paging;
-    eprintln!("{p:?}");
     assert!(
         p.orders_per_trade_max > BATCH_EVENTS_MAX as u64,
         "the largest trade had {} orders: {p:?}",
