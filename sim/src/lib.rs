@@ -7,7 +7,8 @@
 //!   business days and London clock, apart from the platform's.
 //! - [`checker`]: named invariants over the ledger; [`oracle`]: the independent reference model of
 //!   what every member should hold; the custodian's own books are the second oracle.
-//! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports.
+//! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports; [`paging`]: how the
+//!   largest pieces of work were split over ledger batches and pages.
 //! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
 //!   EIO), behind the durable store's `Storage` port.
 //! - [`durable`]: the durable ledger on that disk (runs with storage faults), every recovery
@@ -25,6 +26,7 @@ pub mod export;
 pub mod market;
 pub mod members;
 pub mod oracle;
+pub mod paging;
 mod partition;
 pub mod release;
 pub mod rng;

@@ -31,6 +31,15 @@ pub const SWITCH_PPM: u32 = 40_000;
 pub const ROUND_SUM_PPM: u32 = 300_000;
 /// Chance an instruction asks for more than the member has, ppm.
 pub const OVERREACH_PPM: u32 = 30_000;
+/// Chance a contribution is a large one (a transfer in from another scheme), ppm.
+pub const LARGE_CONTRIBUTION_PPM: u32 = 2_000;
+/// Ordinary contributions: £10 to £1,000.
+pub const CONTRIBUTION_PENCE: (u64, u64) = (1_000, 100_000);
+/// Large contributions: £1,000 to £1,000,000, log-uniform.
+pub const LARGE_CONTRIBUTION_PENCE: (u64, u64) = (100_000, 100_000_000);
+const _: () = assert!(
+    LARGE_CONTRIBUTION_PENCE.1 <= acme_processes::trading::intake::INSTRUCTION_CASH_MAX_PENCE
+);
 
 pub struct Population {
     rng: SimRng,
@@ -110,6 +119,17 @@ impl Population {
             .collect()
     }
 
+    /// A contribution: mostly an ordinary one, rarely a large one (a decade, then a sum in it).
+    fn contribution(&mut self) -> u64 {
+        if !self.rng.chance_ppm(LARGE_CONTRIBUTION_PPM) {
+            return self.rng.between(CONTRIBUTION_PENCE.0, CONTRIBUTION_PENCE.1);
+        }
+        let (low, high) = LARGE_CONTRIBUTION_PENCE;
+        let decades = (high / low).ilog10() as u64;
+        let from = low * 10u64.pow(self.rng.below(decades) as u32);
+        self.rng.between(from, from * 10)
+    }
+
     /// An amount up to `available`, or (rarely, on purpose) more.
     fn amount(&mut self, available: u64, overreach_max: u64) -> Option<u64> {
         if self.rng.chance_ppm(OVERREACH_PPM) {
@@ -169,7 +189,7 @@ impl Population {
             let member = Population::member_id(i);
             let weights = MODELS.models[self.profiles[i] as usize].target_bp;
             if self.rng.chance_ppm(CONTRIBUTE_PPM) {
-                let pence = self.rng.between(1_000, 100_000);
+                let pence = self.contribution();
                 let at = self.time_in(cal, date, open, split);
                 let instruction =
                     self.next_instruction(i, InstructionKind::Contribute { cash_pence: pence });
@@ -234,5 +254,27 @@ impl Population {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Large contributions are rare but do come, over every decade up to the largest.
+    #[test]
+    fn contributions_are_mostly_ordinary_and_sometimes_large() {
+        let mut p = Population::new(1, 1, &[1, 2, 3, 4, 5]);
+        let draws: Vec<u64> = (0..200_000).map(|_| p.contribution()).collect();
+        let large: Vec<u64> = draws
+            .iter()
+            .copied()
+            .filter(|&c| c > CONTRIBUTION_PENCE.1)
+            .collect();
+        assert!(draws.iter().all(|&c| c >= CONTRIBUTION_PENCE.0));
+        assert!(large.iter().all(|&c| c <= LARGE_CONTRIBUTION_PENCE.1));
+        // 1 in 500 of 200,000: about 400.
+        assert!((250..600).contains(&large.len()), "{} large", large.len());
+        assert!(large.iter().any(|&c| c > LARGE_CONTRIBUTION_PENCE.1 / 10));
     }
 }

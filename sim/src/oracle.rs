@@ -30,6 +30,24 @@ use acme_processes::money::Price;
 use acme_processes::trading::rebalancing::{rebalance_instruction_id, ModelSet};
 use std::collections::BTreeMap;
 
+/// The most cash one instruction may move: £10,000,000.
+pub const CASH_PER_INSTRUCTION_MAX: u64 = 10_000_000 * 100;
+/// The most units one instruction may move: 10,000,000 units, in micro-units.
+pub const UNITS_PER_INSTRUCTION_MAX: u64 = 10_000_000 * 1_000_000;
+
+/// Whether an instruction's amount is one intake takes at all.
+fn in_range(kind: &InstructionKind) -> bool {
+    match *kind {
+        InstructionKind::Onboard { .. } => true,
+        InstructionKind::Contribute { cash_pence } | InstructionKind::Invest { cash_pence, .. } => {
+            (1..=CASH_PER_INSTRUCTION_MAX).contains(&cash_pence)
+        }
+        InstructionKind::Sell { units_micro, .. } | InstructionKind::Switch { units_micro, .. } => {
+            (1..=UNITS_PER_INSTRUCTION_MAX).contains(&units_micro)
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Units {
     pub settled: u64,
@@ -147,6 +165,10 @@ impl Oracle {
             return; // taken already (a resubmission after a lost acknowledgement)
         }
         let onboard = matches!(instruction.kind, InstructionKind::Onboard { .. });
+        if !in_range(&instruction.kind) {
+            self.expected.insert(id, InstructionState::Rejected);
+            return;
+        }
         if !onboard && !self.cash_available.contains_key(&member) {
             // No pot yet: refused, nothing moves.
             self.expected.insert(id, InstructionState::Rejected);
@@ -640,8 +662,10 @@ impl Oracle {
                 gap[from] -= amount;
                 gap[to] += amount;
                 let fund = set.funds[from];
+                // A switch is one instruction: what is beyond its limit waits for the next pass.
                 let units = ((amount * 10_000_000_000) / prices[&fund].0 as i128)
-                    .min(holdings[from].settled as i128) as u64;
+                    .min(holdings[from].settled as i128)
+                    .min(UNITS_PER_INSTRUCTION_MAX as i128) as u64;
                 if units == 0 {
                     continue;
                 }
@@ -669,5 +693,59 @@ impl Oracle {
     /// Orders waiting for a valuation point (there must be none at the end of a run).
     pub fn open_orders(&self) -> usize {
         self.orders.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acme_processes::trading::intake::{INSTRUCTION_CASH_MAX_PENCE, INSTRUCTION_UNITS_MAX};
+
+    /// The model states intake's limits on its own; when intake's change, the rule changed and
+    /// the model must be told.
+    #[test]
+    fn the_instruction_limits_are_intakes() {
+        assert_eq!(CASH_PER_INSTRUCTION_MAX, INSTRUCTION_CASH_MAX_PENCE);
+        assert_eq!(UNITS_PER_INSTRUCTION_MAX, INSTRUCTION_UNITS_MAX);
+    }
+
+    #[test]
+    fn an_instruction_beyond_the_limits_is_refused_on_sight() {
+        let mut o = Oracle::default();
+        let d = Date(20_000);
+        let i = |id, kind| Instruction {
+            id,
+            member: 1,
+            kind,
+            origin: Origin::Member,
+        };
+        o.submit(&i(1, InstructionKind::Onboard { profile: 0 }), d);
+        let max = CASH_PER_INSTRUCTION_MAX;
+        o.submit(&i(2, InstructionKind::Contribute { cash_pence: max }), d);
+        o.submit(
+            &i(
+                3,
+                InstructionKind::Contribute {
+                    cash_pence: max + 1,
+                },
+            ),
+            d,
+        );
+        let units = UNITS_PER_INSTRUCTION_MAX + 1;
+        o.submit(
+            &i(
+                4,
+                InstructionKind::Sell {
+                    fund: 1,
+                    units_micro: units,
+                },
+            ),
+            d,
+        );
+        let expected = o.expected_states();
+        assert_eq!(expected[&2], InstructionState::Completed);
+        assert_eq!(expected[&3], InstructionState::Rejected);
+        assert_eq!(expected[&4], InstructionState::Rejected);
+        assert_eq!(o.available_cash(1), max);
     }
 }

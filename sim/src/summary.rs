@@ -81,6 +81,8 @@ pub struct Summary {
     /// runs with storage faults).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSummary>,
+    /// How the largest pieces of work were split over ledger batches and pages.
+    pub paging: crate::paging::PagingSummary,
 }
 
 /// What the durable ledger and its disk went through in a run (see `acme_sim::durable`).
@@ -199,6 +201,17 @@ impl Summary {
             self.duplicates_dropped,
             self.crashes,
             self.redeliveries
+        );
+        let p = &self.paging;
+        let _ = writeln!(
+            s,
+            "paging         up to {} orders a trade; up to {} events an intake batch, {} booking \
+             batches a trade, {} settlement pages a trade, {} re-balancing pages a pass",
+            p.orders_per_trade_max,
+            p.intake_batch_events_max,
+            p.booking_batches_max,
+            p.settlement_pages_max,
+            p.rebalancing_pages_max
         );
         let injected: Vec<String> = self
             .faults_injected

@@ -683,6 +683,8 @@ pub struct World {
     /// The last day simulated so far.
     pub(crate) last_day: Date,
     pub(crate) trade_counts: BTreeMap<&'static str, u64>,
+    /// How large work was split (orders per trade, batches, pages).
+    pub(crate) paging: crate::paging::Paging,
     /// Messages of members and the scheduler not yet acknowledged.
     pub(crate) external_unacked: BTreeMap<u128, Envelope>,
     /// Today's custodian outage, if any: (from, until).
@@ -836,6 +838,7 @@ impl World {
             end_day,
             last_day: start,
             trade_counts: BTreeMap::new(),
+            paging: Default::default(),
             external_unacked: BTreeMap::new(),
             custodian_outage: None,
             boundaries: BTreeMap::new(),
@@ -1500,6 +1503,7 @@ impl World {
                 Err(e) => panic!("{service:?}: the ledger refused a request: {e}"),
             };
             self.trace.record(&(service, &request, &reply));
+            self.paging.on_request(service, &request);
             answers.push((ticket, if unavailable { None } else { reply }));
         } else {
             answers.push((ticket, None));
@@ -1601,6 +1605,9 @@ impl World {
             service => {
                 let envelope_copy = envelope.clone();
                 let delivery = on_host!(self, service, |host, io| host.deliver(now, envelope, io));
+                if let Delivery::Handled = delivery {
+                    self.paging.on_message(&envelope_copy.body);
+                }
                 if let (Delivery::Handled, Message::Instruction(instruction)) =
                     (delivery, &envelope_copy.body)
                 {
@@ -2142,6 +2149,7 @@ impl World {
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
             storage: self.ledger.inner.storage_summary(),
+            paging: self.paging.summary(),
         }
     }
 }

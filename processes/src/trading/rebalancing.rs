@@ -14,7 +14,9 @@
 //! settled, never twice. A member is out of band when some fund's weight differs from its target
 //! by more than `band_bp` basis points. Then, in fund order, each fund's excess over target
 //! value is sold and paired greedily (largest excess first, ties to the lower fund) with the
-//! largest shortfalls; each pair becomes a switch of `floor(value * 10^10 / price)` micro-units.
+//! largest shortfalls; each pair becomes a switch of `floor(value * 10^10 / price)` micro-units,
+//! at most [`INSTRUCTION_UNITS_MAX`] (what intake takes in one instruction: a large pot in a
+//! penny fund is brought back over several passes, never proposed a switch intake refuses).
 //!
 //! The planning pass ([`plan`]) is a pure function over compact portfolios, so one pass over 5
 //! million members is a tight loop (measured in `bench/`).
@@ -25,6 +27,7 @@
 //! day's job that evening: a job days late for a date never run does not happen, and would be
 //! stale). Passes postponed for a date at most that old are dropped with them.
 
+use super::intake::INSTRUCTION_UNITS_MAX;
 use super::tag;
 use crate::calendar::{Date, Ts};
 use crate::messages::{
@@ -207,7 +210,7 @@ pub fn plan_one(
         excess[o] -= amount;
         excess[u] += amount;
         let units = ((amount as u128 * 10_000_000_000) / prices[o].0 as u128) as u64;
-        let units = units.min(p.units[o]);
+        let units = units.min(p.units[o]).min(INSTRUCTION_UNITS_MAX);
         if units > 0 {
             out.push(Proposal {
                 member: p.member,
@@ -547,6 +550,25 @@ mod tests {
         assert!(proposals
             .iter()
             .all(|s| s.from == 1 && s.to != 1 && s.units_micro == 20_000_000));
+    }
+
+    #[test]
+    fn no_switch_is_larger_than_intake_takes() {
+        // £2,000,000 all in a penny fund: 200,000,000 units, of which £1,600,000 (160,000,000
+        // units) should go; each switch stops at intake's limit, the rest waits for a pass.
+        let mut prices = PRICES;
+        prices[0] = Price(10_000);
+        let p = Portfolio {
+            member: 3,
+            profile: 1,
+            units: [200_000_000 * 1_000_000, 0, 0, 0, 0],
+            busy: false,
+        };
+        let proposals = plan(&[p], &prices, &ModelSet::V1);
+        assert_eq!(proposals.len(), 4);
+        assert!(proposals
+            .iter()
+            .all(|s| s.from == 1 && s.units_micro == INSTRUCTION_UNITS_MAX));
     }
 
     #[test]
