@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod ledger;
+pub mod stream;
 pub mod verify;
 
 pub use ledger::{Config, DurableLedger, PinnedClock, Replayer, Stats};

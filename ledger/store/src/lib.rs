@@ -21,6 +21,7 @@ pub mod mem_storage;
 pub mod record;
 pub mod scan;
 pub mod storage;
+pub mod stream;
 pub mod store;
 pub mod superblock;
 pub mod verify;

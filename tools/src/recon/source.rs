@@ -297,29 +297,111 @@ pub fn read_port(
     })
 }
 
-/// Reads a durable store read-only: its last durable checkpoint plus the log after it, as the
-/// store's own recovery rebuilds them (nothing in the directory is changed, no lock a writer
-/// waits for is taken).
+/// Reads a durable store read-only, streaming: its last durable checkpoint's records and the
+/// log after it, checked as the store's recovery checks them, with nothing in the directory
+/// changed and the ledger never held in memory (see `acme_ledger_durable::stream`).
 pub fn read_store(dir: &Path, dating: &Dating) -> Result<LedgerRead, String> {
     use acme_store_fs::{FileStorage, Mode};
-    let storage = FileStorage::open(dir, Mode::ReadOnly)
+    let mut storage = FileStorage::open(dir, Mode::ReadOnly)
         .map_err(|e| format!("{}: {}", shown(dir), e.reason))?;
-    let mut replayer = acme_ledger_durable::Replayer::new();
-    let (_, recovery) =
-        acme_store::store::Store::open(storage, acme_store::Config::default(), &mut replayer)
-            .map_err(|e| format!("{}: cannot recover the store: {e}", shown(dir)))?;
-    let mut mem = replayer
-        .mem
-        .take()
-        .ok_or_else(|| format!("{}: recovery restored no ledger", shown(dir)))?;
-    let source = format!(
+    let located = acme_store::stream::locate(&mut storage)
+        .map_err(|e| format!("{}: cannot recover the store: {e}", shown(dir)))?;
+    let candidates: Vec<Option<_>> = if located.candidates.is_empty() {
+        vec![None]
+    } else {
+        located.candidates.iter().copied().map(Some).collect()
+    };
+    let mut fallback: Option<String> = None;
+    for (i, candidate) in candidates.iter().enumerate() {
+        let mut scan = StoreScan {
+            scan: spilling_scan(
+                true,
+                // Unknown before the read: size the partitions for a large ledger (their files
+                // are created only as records come).
+                32 << 20,
+                dating.calendar.clone(),
+                dating.spill_dir.as_deref(),
+            )?,
+        };
+        let read =
+            acme_ledger_durable::stream::stream_store(&mut storage, &located, *candidate, &mut scan);
+        let report = match read {
+            Ok(r) => r,
+            // Recovery falls back to the previous checkpoint when the current one does not
+            // verify: so does this read, from the start (part of the bad one was already used).
+            Err(acme_store::StoreError::Corrupt(c))
+                if i + 1 < candidates.len()
+                    && candidate.is_some_and(|k| {
+                        c.file == acme_store::checkpoint::file_name(k.seq)
+                    }) =>
+            {
+                fallback = Some(c.to_string());
+                continue;
+            }
+            Err(e) => return Err(format!("{}: cannot recover the store: {e}", shown(dir))),
+        };
+        return store_read(dir, dating, scan.scan, &report, fallback);
+    }
+    // Not reached: the last candidate returns, whatever it finds.
+    Err(format!("{}: no checkpoint to read", shown(dir)))
+}
+
+struct StoreScan {
+    scan: LedgerScan,
+}
+
+impl acme_ledger_durable::stream::Sink for StoreScan {
+    fn account(&mut self, a: &acme_ledger::Account) {
+        self.scan.account(a);
+    }
+    fn transfer(&mut self, t: &acme_ledger::Transfer) {
+        self.scan.transfer(t);
+    }
+}
+
+fn store_read(
+    dir: &Path,
+    dating: &Dating,
+    scan: LedgerScan,
+    r: &acme_ledger_durable::stream::StreamReport,
+    fallback: Option<String>,
+) -> Result<LedgerRead, String> {
+    let as_of = match dating.as_of {
+        Some(d) => d,
+        None if r.latest_timestamp == 0 => {
+            return Err(format!(
+                "{}: the ledger is empty; give the statement date with --as-of",
+                shown(dir)
+            ))
+        }
+        None => dating.calendar.date_of(r.latest_timestamp),
+    };
+    let mut source = format!(
         "{} (durable store, checkpoint at record {}, {} records replayed, head {})",
         shown(dir),
-        recovery.checkpoint_seq,
-        recovery.replayed,
-        recovery.head
+        r.checkpoint_seq,
+        r.replayed,
+        r.head
     );
-    read_port(&mut mem, source, dating)
+    if let Some(f) = fallback {
+        source.push_str(&format!("; the current checkpoint did not verify ({f}), the previous one was used"));
+    }
+    if let Some(t) = &r.torn {
+        source.push_str(&format!("; a torn tail in {} at offset {} left out", t.file, t.offset));
+    }
+    let mut facts = scan.finish()?;
+    // The log's accounts come after the checkpoint's: findings in id order, whatever the order
+    // read.
+    for v in [&mut facts.negative, &mut facts.unknown, &mut facts.journal_mismatches] {
+        v.sort_by_key(|f| f.id);
+    }
+    Ok(LedgerRead {
+        as_of,
+        settlement_lag_days: dating.settlement_lag_days,
+        facts,
+        source,
+        stats: None,
+    })
 }
 
 /// Reads a TigerBeetle cluster (cluster `cluster_id` at `addresses`).
