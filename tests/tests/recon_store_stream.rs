@@ -160,6 +160,8 @@ fn the_streamed_store_gives_the_facts_of_the_ledger_that_wrote_it() {
     let recovered = replayer.mem.take().expect("restored");
     assert_eq!(facts_of(&recovered), facts);
     assert_eq!(recovery.head, report.head);
+    assert_eq!(recovery.replayed, report.replayed);
+    assert_eq!(recovery.checkpoint_seq, report.checkpoint_seq);
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Where `acme recon` reads the ledger: an export directory, a durable store (read-only), or a
 //! TigerBeetle cluster; and the journal replay's spill on disk.
 //!
-//! All three feed one `LedgerScan`. The store and the cluster are read through the `Ledger`
-//! port by `acme_processes::recon::source::scan_ledger` (paged by timestamp, at the point the
-//! scan starts); the export is read from its record files in chunks. The journal replay spills
+//! All three feed one `LedgerScan`. The cluster is read through the `Ledger` port by
+//! `acme_processes::recon::source::scan_ledger` (paged by timestamp, at the point the scan
+//! starts); the export is read from its record files in chunks; the store is streamed from its
+//! checkpoint and log files (`acme_ledger_durable::stream`). The journal replay spills
 //! its partitions to files in a temporary directory ([`FileSpill`]), so memory does not grow
 //! with the ledger.
 
@@ -264,6 +265,7 @@ fn check_count(manifest: &Path, field: &str, stated: u64, found: u64) -> Result<
 // Through the port: a durable store, a TigerBeetle cluster
 
 /// Reads a ledger through the port at one point, with the journal replayed.
+#[cfg_attr(not(feature = "tigerbeetle"), allow(dead_code))]
 pub fn read_port(
     ledger: &mut dyn acme_ledger::Ledger,
     source: String,
