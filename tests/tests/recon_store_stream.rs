@@ -92,9 +92,14 @@ fn requests() -> (Vec<Account>, Vec<Transfer>) {
 
 /// Writes the requests to a durable ledger, checkpointing after `checkpoint_after` transfers;
 /// the tail also re-sends some batches whole (all `exists`) and a transfer to no account.
-fn write(accounts: &[Account], transfers: &[Transfer], checkpoint_after: usize) -> DurableLedger<MemStorage> {
+fn write(
+    accounts: &[Account],
+    transfers: &[Transfer],
+    checkpoint_after: usize,
+) -> DurableLedger<MemStorage> {
     let clock = Arc::new(Tick(AtomicU64::new(1_000_000)));
-    let mut l = DurableLedger::create(MemStorage::new(), 5, clock, Config::default()).expect("create");
+    let mut l =
+        DurableLedger::create(MemStorage::new(), 5, clock, Config::default()).expect("create");
     for batch in accounts.chunks(BATCH_EVENTS_MAX) {
         let r = l.create_accounts(batch).expect("accounts");
         assert!(r.iter().all(|r| r.code() == 0), "{r:?}");
@@ -130,7 +135,11 @@ fn the_streamed_store_gives_the_facts_of_the_ledger_that_wrote_it() {
         .iter()
         .filter(|t| t.flags.contains(TransferFlags::PENDING))
         .count();
-    assert!(pending > 0 && transfers.len() > 500, "{pending} of {}", transfers.len());
+    assert!(
+        pending > 0 && transfers.len() > 500,
+        "{pending} of {}",
+        transfers.len()
+    );
     let l = write(&accounts, &transfers, transfers.len() / 2);
     let (mem, mut storage) = l.into_parts();
     let written = facts_of(&mem);
@@ -145,18 +154,33 @@ fn the_streamed_store_gives_the_facts_of_the_ledger_that_wrote_it() {
 
     let (facts, report) = streamed(&mut storage);
     assert_eq!(facts, written);
-    assert!(report.checkpoint_seq > 0 && report.replayed > 0, "{report:?}");
+    assert!(
+        report.checkpoint_seq > 0 && report.replayed > 0,
+        "{report:?}"
+    );
     let checkpointed = report.checkpoint_transfers;
-    assert!(checkpointed > 0 && checkpointed <= half.len() as u64, "{report:?}");
+    assert!(
+        checkpointed > 0 && checkpointed <= half.len() as u64,
+        "{report:?}"
+    );
     // The small ledger held the log's effect, not the ledger.
-    assert!(report.tail_accounts < mem.accounts().len() as u64, "{report:?}");
+    assert!(
+        report.tail_accounts < mem.accounts().len() as u64,
+        "{report:?}"
+    );
     let latest = mem.accounts().iter().map(|a| a.timestamp);
-    let latest = latest.chain(mem.transfers().iter().map(|t| t.timestamp)).max();
+    let latest = latest
+        .chain(mem.transfers().iter().map(|t| t.timestamp))
+        .max();
     assert_eq!(Some(report.latest_timestamp), latest);
 
     let mut replayer = Replayer::new();
-    let (_, recovery) =
-        Store::open(storage.clone(), acme_store::Config::default(), &mut replayer).expect("open");
+    let (_, recovery) = Store::open(
+        storage.clone(),
+        acme_store::Config::default(),
+        &mut replayer,
+    )
+    .expect("open");
     let recovered = replayer.mem.take().expect("restored");
     assert_eq!(facts_of(&recovered), facts);
     assert_eq!(recovery.head, report.head);
@@ -168,7 +192,8 @@ fn the_streamed_store_gives_the_facts_of_the_ledger_that_wrote_it() {
 fn a_store_without_a_checkpoint_streams_its_whole_log() {
     let (accounts, transfers) = requests();
     let clock = Arc::new(Tick(AtomicU64::new(1_000_000)));
-    let mut l = DurableLedger::create(MemStorage::new(), 5, clock, Config::default()).expect("create");
+    let mut l =
+        DurableLedger::create(MemStorage::new(), 5, clock, Config::default()).expect("create");
     for batch in accounts.chunks(BATCH_EVENTS_MAX) {
         l.create_accounts(batch).expect("accounts");
     }

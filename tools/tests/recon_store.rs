@@ -82,8 +82,8 @@ fn write_store(dir: &Path) -> u64 {
         ..Config::default()
     };
     let storage = FileStorage::open(dir, Mode::ReadWrite).expect("open");
-    let mut l = DurableLedger::create(storage, 7, Arc::new(StepClock::default()), config)
-        .expect("create");
+    let mut l =
+        DurableLedger::create(storage, 7, Arc::new(StepClock::default()), config).expect("create");
     let accounts: Vec<Account> = (1..=6)
         .map(|id| Account {
             id,

@@ -20,12 +20,12 @@ use crate::codec::{self, Events, StateLayout, KIND_GROUP, STATE_HEADER};
 use crate::ledger::{apply_entry, PinnedClock};
 use acme_ledger::export::{decode_account, decode_transfer, RECORD_LEN};
 use acme_ledger::{Account, MemLedger, MemState, Transfer, TransferFlags};
-use acme_store::scan::TornTail;
 use acme_store::checkpoint::CheckpointHeader;
+use acme_store::scan::TornTail;
 use acme_store::stream::{scan_log, Located, StateReader};
 use acme_store::superblock::CheckpointRef;
 use acme_store::{ChainHead, Storage, StoreError};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Where the records go.
@@ -63,8 +63,8 @@ const STATUS_BLOCK: u64 = 1 << 16;
 /// The ids the log's requests name.
 #[derive(Default)]
 struct Named {
-    accounts: HashSet<u128>,
-    transfers: HashSet<u128>,
+    accounts: BTreeSet<u128>,
+    transfers: BTreeSet<u128>,
 }
 
 /// Reads the store at checkpoint `candidate` (`None`: no checkpoint, the whole log) plus the log
@@ -119,7 +119,7 @@ fn apply_tail(
         seq: checkpoint_seq,
         reason,
     };
-    let stashed: HashSet<u128> = state.transfers.iter().map(|t| t.id).collect();
+    let stashed: BTreeSet<u128> = state.transfers.iter().map(|t| t.id).collect();
     let pinned = Arc::new(PinnedClock::default());
     let mut mem = MemLedger::from_state(pinned.clone(), state).map_err(refused)?;
     let end = scan_log(storage, located, header, &mut |_, kind, body| {
@@ -287,7 +287,11 @@ fn stream_accounts(
     let mut record = [0u8; RECORD_LEN];
     let mut last = 0;
     for i in 0..l.accounts {
-        r.read(storage, l.accounts_at() + i * RECORD_LEN as u64, &mut record)?;
+        r.read(
+            storage,
+            l.accounts_at() + i * RECORD_LEN as u64,
+            &mut record,
+        )?;
         let a = decode_account(&record);
         check_timestamp(&mut last, a.timestamp, l.prepare_timestamp, "account")
             .map_err(|reason| StoreError::Replay { seq, reason })?;

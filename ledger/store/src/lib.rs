@@ -21,8 +21,8 @@ pub mod mem_storage;
 pub mod record;
 pub mod scan;
 pub mod storage;
-pub mod stream;
 pub mod store;
+pub mod stream;
 pub mod superblock;
 pub mod verify;
 

@@ -84,7 +84,10 @@ impl StateReader {
         };
         let mut hb = [0u8; HEADER_SIZE];
         if read_exact_at(storage, &name, 0, &mut hb)? < HEADER_SIZE {
-            return Err(corrupt(0, format!("checkpoint of {size} bytes is shorter than its header")));
+            return Err(corrupt(
+                0,
+                format!("checkpoint of {size} bytes is shorter than its header"),
+            ));
         }
         let header = CheckpointHeader::decode(&hb).map_err(|r| corrupt(0, r.to_string()))?;
         if header.checksum != c.checksum || header.seq != c.seq || header.store_id != sb.store_id {
@@ -93,7 +96,10 @@ impl StateReader {
         if size != header.file_len() {
             return Err(corrupt(
                 size.min(header.file_len()),
-                format!("checkpoint is {size} bytes, its header says {}", header.file_len()),
+                format!(
+                    "checkpoint is {size} bytes, its header says {}",
+                    header.file_len()
+                ),
             ));
         }
         let mut sums = Vec::with_capacity(header.chunk_count as usize * CHUNK_CHECKSUM_SIZE);
@@ -174,7 +180,9 @@ impl StateReader {
         }
         let sum = u128::from_le_bytes(self.data[..CHUNK_CHECKSUM_SIZE].try_into().expect("16"));
         if checksum(&self.data[CHUNK_CHECKSUM_SIZE..]) != sum {
-            return Err(corrupt(format!("checkpoint chunk {index} checksum mismatch")));
+            return Err(corrupt(format!(
+                "checkpoint chunk {index} checksum mismatch"
+            )));
         }
         self.data.drain(..CHUNK_CHECKSUM_SIZE);
         self.chunk = Some(index);

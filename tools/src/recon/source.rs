@@ -325,17 +325,20 @@ pub fn read_store(dir: &Path, dating: &Dating) -> Result<LedgerRead, String> {
                 dating.spill_dir.as_deref(),
             )?,
         };
-        let read =
-            acme_ledger_durable::stream::stream_store(&mut storage, &located, *candidate, &mut scan);
+        let read = acme_ledger_durable::stream::stream_store(
+            &mut storage,
+            &located,
+            *candidate,
+            &mut scan,
+        );
         let report = match read {
             Ok(r) => r,
             // Recovery falls back to the previous checkpoint when the current one does not
             // verify: so does this read, from the start (part of the bad one was already used).
             Err(acme_store::StoreError::Corrupt(c))
                 if i + 1 < candidates.len()
-                    && candidate.is_some_and(|k| {
-                        c.file == acme_store::checkpoint::file_name(k.seq)
-                    }) =>
+                    && candidate
+                        .is_some_and(|k| c.file == acme_store::checkpoint::file_name(k.seq)) =>
             {
                 fallback = Some(c.to_string());
                 continue;
@@ -386,15 +389,24 @@ fn store_read(
         r.head
     );
     if let Some(f) = fallback {
-        source.push_str(&format!("; the current checkpoint did not verify ({f}), the previous one was used"));
+        source.push_str(&format!(
+            "; the current checkpoint did not verify ({f}), the previous one was used"
+        ));
     }
     if let Some(t) = &r.torn {
-        source.push_str(&format!("; a torn tail in {} at offset {} left out", t.file, t.offset));
+        source.push_str(&format!(
+            "; a torn tail in {} at offset {} left out",
+            t.file, t.offset
+        ));
     }
     let mut facts = scan.finish()?;
     // The log's accounts come after the checkpoint's: findings in id order, whatever the order
     // read.
-    for v in [&mut facts.negative, &mut facts.unknown, &mut facts.journal_mismatches] {
+    for v in [
+        &mut facts.negative,
+        &mut facts.unknown,
+        &mut facts.journal_mismatches,
+    ] {
         v.sort_by_key(|f| f.id);
     }
     Ok(LedgerRead {
