@@ -64,6 +64,10 @@ fn flip(path: &Path, offset: u64) {
     fs::write(path, bytes).expect("write");
 }
 
+fn checkpoint_file(seq: u64) -> String {
+    format!("checkpoint-{seq:020}")
+}
+
 #[derive(Default)]
 struct StepClock(AtomicU64);
 impl Clock for StepClock {
@@ -72,9 +76,9 @@ impl Clock for StepClock {
     }
 }
 
-/// A store of six accounts and 40 transfers (pending ones posted across the checkpoint, which
-/// is taken after the 20th), 4 KiB segments. Returns the checkpoint's record.
-fn write_store(dir: &Path) -> u64 {
+/// A store of six accounts and 40 transfers (pending ones posted across the checkpoints, which
+/// are taken after the 10th and the 20th), 4 KiB segments. Returns the checkpoints' records.
+fn write_store(dir: &Path) -> (u64, u64) {
     let config = Config {
         store: acme_store::Config {
             segment_bytes_max: 4096,
@@ -93,7 +97,7 @@ fn write_store(dir: &Path) -> u64 {
         })
         .collect();
     l.create_accounts(&accounts).expect("accounts");
-    let mut checkpoint = 0;
+    let mut checkpoints = (0, 0);
     for round in 0..40u128 {
         let dr = 1 + round % 6;
         let cr = 1 + (round + 2) % 6; // same parity, so the same ledger
@@ -129,29 +133,53 @@ fn write_store(dir: &Path) -> u64 {
         };
         let r = l.create_transfers(&[t]).expect("transfer");
         assert!(r.iter().all(|r| r.code() == 0), "round {round}: {r:?}");
-        if round == 19 {
+        if round == 9 || round == 19 {
             l.checkpoint_now().expect("checkpoint");
-            checkpoint = l.head().seq;
+            checkpoints = (checkpoints.1, l.head().seq);
         }
     }
-    checkpoint
+    checkpoints
+}
+
+/// The report without its first line (the source).
+fn body(all: &str) -> String {
+    all.lines().skip(1).collect::<Vec<_>>().join("\n")
 }
 
 #[test]
 fn a_store_is_read_at_its_checkpoint_plus_log_and_damage_is_named() {
     let good = fresh("good");
-    let checkpoint = write_store(&good);
+    let (previous, checkpoint) = write_store(&good);
     let out = recon(&good);
-    let all = text(&out);
+    let good_report = text(&out);
     // The accounts are not ACME's chart (a true break, exit 2), but the store was read whole.
-    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert_eq!(out.status.code(), Some(2), "{good_report}");
     let expected = format!("checkpoint at record {checkpoint}, 20 records replayed");
-    assert!(all.contains(&expected), "{expected} in:\n{all}");
+    assert!(
+        good_report.contains(&expected),
+        "{expected} in:\n{good_report}"
+    );
 
+    // The current checkpoint damaged: the previous one and the log after it, as recovery
+    // does, to the same figures.
     let dir = copy_store(&good, "bad_checkpoint");
-    let name = names(&dir, "checkpoint-").pop().expect("a checkpoint");
+    let name = checkpoint_file(checkpoint);
     // Header (128 bytes), then the first chunk: its checksum (16), then its data.
     flip(&dir.join(&name), 128 + 16 + 300);
+    let out = recon(&dir);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    let expected = format!(
+        "checkpoint at record {previous}, {} records replayed",
+        41 - previous
+    );
+    assert!(all.contains(&expected), "{expected} in:\n{all}");
+    let expected = format!("the current checkpoint did not verify ({name} at offset 128");
+    assert!(all.contains(&expected), "{expected} in:\n{all}");
+    assert_eq!(body(&all), body(&good_report));
+
+    // Both damaged: refused, naming the current one.
+    flip(&dir.join(checkpoint_file(previous)), 128 + 16 + 300);
     let out = recon(&dir);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");

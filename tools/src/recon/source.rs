@@ -313,8 +313,11 @@ pub fn read_store(dir: &Path, dating: &Dating) -> Result<LedgerRead, String> {
     } else {
         located.candidates.iter().copied().map(Some).collect()
     };
-    let mut fallback: Option<String> = None;
-    for (i, candidate) in candidates.iter().enumerate() {
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("{}: cannot recover the store: {e}", shown(dir));
+    // The current checkpoint's corruption, when the previous one is tried.
+    let mut fallback: Option<acme_store::Corruption> = None;
+    for candidate in &candidates {
         let mut scan = StoreScan {
             scan: spilling_scan(
                 true,
@@ -331,24 +334,25 @@ pub fn read_store(dir: &Path, dating: &Dating) -> Result<LedgerRead, String> {
             *candidate,
             &mut scan,
         );
-        let report = match read {
-            Ok(r) => r,
+        match read {
+            Ok(report) => return store_read(dir, dating, scan.scan, &report, fallback),
             // Recovery falls back to the previous checkpoint when the current one does not
             // verify: so does this read, from the start (part of the bad one was already used).
+            // When none verifies, recovery names the first.
             Err(acme_store::StoreError::Corrupt(c))
-                if i + 1 < candidates.len()
-                    && candidate
-                        .is_some_and(|k| c.file == acme_store::checkpoint::file_name(k.seq)) =>
+                if candidate
+                    .is_some_and(|k| c.file == acme_store::checkpoint::file_name(k.seq)) =>
             {
-                fallback = Some(c.to_string());
-                continue;
+                fallback.get_or_insert(c);
             }
-            Err(e) => return Err(format!("{}: cannot recover the store: {e}", shown(dir))),
-        };
-        return store_read(dir, dating, scan.scan, &report, fallback);
+            Err(e) => return Err(cannot(&e)),
+        }
     }
-    // Not reached: the last candidate returns, whatever it finds.
-    Err(format!("{}: no checkpoint to read", shown(dir)))
+    // Only a corrupt checkpoint leaves the loop, and every one did not verify.
+    Err(match fallback {
+        Some(c) => cannot(&acme_store::StoreError::Corrupt(c)),
+        None => format!("{}: no checkpoint to read", shown(dir)),
+    })
 }
 
 struct StoreScan {
@@ -369,7 +373,7 @@ fn store_read(
     dating: &Dating,
     scan: LedgerScan,
     r: &acme_ledger_durable::stream::StreamReport,
-    fallback: Option<String>,
+    fallback: Option<acme_store::Corruption>,
 ) -> Result<LedgerRead, String> {
     let as_of = match dating.as_of {
         Some(d) => d,
