@@ -211,3 +211,77 @@ pub fn scan_log(
     let from = scan_from(&located.segments, &located.superblock, used)?;
     scan::scan(storage, &located.segments, from, apply)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemStorage;
+
+    fn superblock(seq: u64, checksum: u128) -> Superblock {
+        Superblock {
+            update: 1,
+            store_id: 9,
+            log_seq: seq,
+            log_head: 0x44,
+            log_segment: 1,
+            log_end: 0,
+            checkpoint: Some(CheckpointRef { seq, checksum }),
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn ranges_across_chunks_read_back_and_a_bad_chunk_is_named_when_reached() {
+        let state: Vec<u8> = (0..(2 * CHUNK_SIZE + 777))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let (header, bytes) = checkpoint::encode(9, 4, 0x44, &state);
+        let mut storage = MemStorage::new();
+        let name = checkpoint::file_name(4);
+        storage.files.insert(name.clone(), bytes.clone());
+        let sb = superblock(4, header.checksum);
+        let c = sb.checkpoint.expect("named");
+        let mut r = StateReader::open(&mut storage, &sb, c).expect("opens");
+        for (at, len) in [
+            (0, 40),
+            (CHUNK_SIZE - 5, 128),
+            (2 * CHUNK_SIZE + 700, 77),
+            (3, 0),
+        ] {
+            let mut out = vec![0u8; len];
+            r.read(&mut storage, at as u64, &mut out).expect("reads");
+            assert_eq!(out, state[at..at + len]);
+        }
+        let mut past = [0u8; 2];
+        assert!(r
+            .read(&mut storage, state.len() as u64 - 1, &mut past)
+            .is_err());
+
+        // The third chunk's data damaged: opening and the first chunks are fine, reaching it is
+        // corruption at its offset.
+        let third = chunk_offset(2);
+        let mut bad = bytes.clone();
+        bad[third as usize + CHUNK_CHECKSUM_SIZE + 5] ^= 1;
+        storage.files.insert(name.clone(), bad);
+        let mut r = StateReader::open(&mut storage, &sb, c).expect("opens");
+        let mut out = [0u8; 64];
+        r.read(&mut storage, CHUNK_SIZE as u64, &mut out)
+            .expect("second chunk");
+        match r.read(&mut storage, 2 * CHUNK_SIZE as u64, &mut out) {
+            Err(StoreError::Corrupt(e)) => assert_eq!((e.file, e.offset), (name.clone(), third)),
+            other => panic!("{other:?}"),
+        }
+
+        // Not the checkpoint the superblock names; a chunk checksum changed in the list.
+        let other = superblock(4, header.checksum ^ 1);
+        let named = other.checkpoint.expect("named");
+        assert!(StateReader::open(&mut storage, &other, named).is_err());
+        let mut bad = bytes;
+        bad[third as usize] ^= 1;
+        storage.files.insert(name, bad);
+        assert!(matches!(
+            StateReader::open(&mut storage, &sb, c),
+            Err(StoreError::Corrupt(e)) if e.reason.contains("chunk list")
+        ));
+    }
+}
