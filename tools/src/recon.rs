@@ -36,7 +36,8 @@ pub enum Format {
 pub struct ReconArgs {
     /// The ledger on disk: an export directory (`acme sim --export DIR` writes one under
     /// DIR/ledger) or a durable ledger's store (`acme sim --data DIR`), read-only at its last
-    /// durable checkpoint plus log.
+    /// durable checkpoint plus log, streamed (memory for the log after the checkpoint, not for
+    /// the ledger).
     #[arg(long, value_name = "DIR")]
     pub ledger: Option<PathBuf>,
     /// The ledger is a running TigerBeetle cluster at ADDR (`host:port`, comma separated, one per

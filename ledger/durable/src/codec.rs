@@ -236,26 +236,71 @@ pub fn encode_state(
     out
 }
 
+/// The fixed part of a checkpoint state, and where its parts are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateLayout {
+    pub prepare_timestamp: u64,
+    pub accounts: u64,
+    pub transfers: u64,
+    pub failed: u64,
+}
+
+pub const STATE_HEADER: usize = 40;
+
+impl StateLayout {
+    /// The layout of a state of `len` bytes starting with `b`; an error when its counts do not
+    /// add up to its length.
+    pub fn decode(b: &[u8], len: u64) -> Result<StateLayout, String> {
+        let mut r = Reader { b, at: 0 };
+        if r.u32("state magic")? != STATE_MAGIC {
+            return Err("bad state magic".into());
+        }
+        if r.u32("state version")? != STATE_VERSION {
+            return Err("unknown state version".into());
+        }
+        let layout = StateLayout {
+            prepare_timestamp: r.u64("prepare timestamp")?,
+            accounts: r.u64("account count")?,
+            transfers: r.u64("transfer count")?,
+            failed: r.u64("failed count")?,
+        };
+        let need = layout
+            .accounts
+            .checked_add(layout.transfers)
+            .and_then(|n| n.checked_mul(RECORD_LEN as u64))
+            .and_then(|n| n.checked_add(layout.transfers))
+            .and_then(|n| layout.failed.checked_mul(16).and_then(|f| n.checked_add(f)));
+        if need != len.checked_sub(STATE_HEADER as u64) {
+            return Err("state counts do not match its length".into());
+        }
+        Ok(layout)
+    }
+
+    pub fn accounts_at(&self) -> u64 {
+        STATE_HEADER as u64
+    }
+    pub fn transfers_at(&self) -> u64 {
+        self.accounts_at() + self.accounts * RECORD_LEN as u64
+    }
+    pub fn statuses_at(&self) -> u64 {
+        self.transfers_at() + self.transfers * RECORD_LEN as u64
+    }
+    pub fn failed_at(&self) -> u64 {
+        self.statuses_at() + self.transfers
+    }
+}
+
 pub fn decode_state(b: &[u8]) -> Result<MemState, String> {
-    let mut r = Reader { b, at: 0 };
-    if r.u32("state magic")? != STATE_MAGIC {
-        return Err("bad state magic".into());
-    }
-    if r.u32("state version")? != STATE_VERSION {
-        return Err("unknown state version".into());
-    }
-    let prepare_timestamp = r.u64("prepare timestamp")?;
-    let accounts = r.u64("account count")?;
-    let transfers = r.u64("transfer count")?;
-    let failed = r.u64("failed count")?;
-    let need = accounts
-        .checked_add(transfers)
-        .and_then(|n| n.checked_mul(RECORD_LEN as u64))
-        .and_then(|n| n.checked_add(transfers))
-        .and_then(|n| failed.checked_mul(16).and_then(|f| n.checked_add(f)));
-    if need != Some((b.len() - r.at) as u64) {
-        return Err("state counts do not match its length".into());
-    }
+    let StateLayout {
+        prepare_timestamp,
+        accounts,
+        transfers,
+        failed,
+    } = StateLayout::decode(b, b.len() as u64)?;
+    let mut r = Reader {
+        b,
+        at: STATE_HEADER,
+    };
     let accounts = (0..accounts)
         .map(|_| r.record("account").map(decode_account))
         .collect::<Result<_, _>>()?;

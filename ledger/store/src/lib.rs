@@ -22,6 +22,7 @@ pub mod record;
 pub mod scan;
 pub mod storage;
 pub mod store;
+pub mod stream;
 pub mod superblock;
 pub mod verify;
 

@@ -1,9 +1,10 @@
 //! Where `acme recon` reads the ledger: an export directory, a durable store (read-only), or a
 //! TigerBeetle cluster; and the journal replay's spill on disk.
 //!
-//! All three feed one `LedgerScan`. The store and the cluster are read through the `Ledger`
-//! port by `acme_processes::recon::source::scan_ledger` (paged by timestamp, at the point the
-//! scan starts); the export is read from its record files in chunks. The journal replay spills
+//! All three feed one `LedgerScan`. The cluster is read through the `Ledger` port by
+//! `acme_processes::recon::source::scan_ledger` (paged by timestamp, at the point the scan
+//! starts); the export is read from its record files in chunks; the store is streamed from its
+//! checkpoint and log files (`acme_ledger_durable::stream`). The journal replay spills
 //! its partitions to files in a temporary directory ([`FileSpill`]), so memory does not grow
 //! with the ledger.
 
@@ -264,6 +265,7 @@ fn check_count(manifest: &Path, field: &str, stated: u64, found: u64) -> Result<
 // Through the port: a durable store, a TigerBeetle cluster
 
 /// Reads a ledger through the port at one point, with the journal replayed.
+#[cfg_attr(not(feature = "tigerbeetle"), allow(dead_code))]
 pub fn read_port(
     ledger: &mut dyn acme_ledger::Ledger,
     source: String,
@@ -297,29 +299,127 @@ pub fn read_port(
     })
 }
 
-/// Reads a durable store read-only: its last durable checkpoint plus the log after it, as the
-/// store's own recovery rebuilds them (nothing in the directory is changed, no lock a writer
-/// waits for is taken).
+/// Reads a durable store read-only, streaming: its last durable checkpoint's records and the
+/// log after it, checked as the store's recovery checks them, with nothing in the directory
+/// changed and the ledger never held in memory (see `acme_ledger_durable::stream`).
 pub fn read_store(dir: &Path, dating: &Dating) -> Result<LedgerRead, String> {
     use acme_store_fs::{FileStorage, Mode};
-    let storage = FileStorage::open(dir, Mode::ReadOnly)
+    let mut storage = FileStorage::open(dir, Mode::ReadOnly)
         .map_err(|e| format!("{}: {}", shown(dir), e.reason))?;
-    let mut replayer = acme_ledger_durable::Replayer::new();
-    let (_, recovery) =
-        acme_store::store::Store::open(storage, acme_store::Config::default(), &mut replayer)
-            .map_err(|e| format!("{}: cannot recover the store: {e}", shown(dir)))?;
-    let mut mem = replayer
-        .mem
-        .take()
-        .ok_or_else(|| format!("{}: recovery restored no ledger", shown(dir)))?;
-    let source = format!(
+    let located = acme_store::stream::locate(&mut storage)
+        .map_err(|e| format!("{}: cannot recover the store: {e}", shown(dir)))?;
+    let candidates: Vec<Option<_>> = if located.candidates.is_empty() {
+        vec![None]
+    } else {
+        located.candidates.iter().copied().map(Some).collect()
+    };
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("{}: cannot recover the store: {e}", shown(dir));
+    // The current checkpoint's corruption, when the previous one is tried.
+    let mut fallback: Option<acme_store::Corruption> = None;
+    for candidate in &candidates {
+        let mut scan = StoreScan {
+            scan: spilling_scan(
+                true,
+                // Unknown before the read: size the partitions for a large ledger (their files
+                // are created only as records come).
+                32 << 20,
+                dating.calendar.clone(),
+                dating.spill_dir.as_deref(),
+            )?,
+        };
+        let read = acme_ledger_durable::stream::stream_store(
+            &mut storage,
+            &located,
+            *candidate,
+            &mut scan,
+        );
+        match read {
+            Ok(report) => return store_read(dir, dating, scan.scan, &report, fallback),
+            // Recovery falls back to the previous checkpoint when the current one does not
+            // verify: so does this read, from the start (part of the bad one was already used).
+            // When none verifies, recovery names the first.
+            Err(acme_store::StoreError::Corrupt(c))
+                if candidate
+                    .is_some_and(|k| c.file == acme_store::checkpoint::file_name(k.seq)) =>
+            {
+                fallback.get_or_insert(c);
+            }
+            Err(e) => return Err(cannot(&e)),
+        }
+    }
+    // Only a corrupt checkpoint leaves the loop, and every one did not verify.
+    Err(match fallback {
+        Some(c) => cannot(&acme_store::StoreError::Corrupt(c)),
+        None => format!("{}: no checkpoint to read", shown(dir)),
+    })
+}
+
+struct StoreScan {
+    scan: LedgerScan,
+}
+
+impl acme_ledger_durable::stream::Sink for StoreScan {
+    fn account(&mut self, a: &acme_ledger::Account) {
+        self.scan.account(a);
+    }
+    fn transfer(&mut self, t: &acme_ledger::Transfer) {
+        self.scan.transfer(t);
+    }
+}
+
+fn store_read(
+    dir: &Path,
+    dating: &Dating,
+    scan: LedgerScan,
+    r: &acme_ledger_durable::stream::StreamReport,
+    fallback: Option<acme_store::Corruption>,
+) -> Result<LedgerRead, String> {
+    let as_of = match dating.as_of {
+        Some(d) => d,
+        None if r.latest_timestamp == 0 => {
+            return Err(format!(
+                "{}: the ledger is empty; give the statement date with --as-of",
+                shown(dir)
+            ))
+        }
+        None => dating.calendar.date_of(r.latest_timestamp),
+    };
+    let mut source = format!(
         "{} (durable store, checkpoint at record {}, {} records replayed, head {})",
         shown(dir),
-        recovery.checkpoint_seq,
-        recovery.replayed,
-        recovery.head
+        r.checkpoint_seq,
+        r.replayed,
+        r.head
     );
-    read_port(&mut mem, source, dating)
+    if let Some(f) = fallback {
+        source.push_str(&format!(
+            "; the current checkpoint did not verify ({f}), the previous one was used"
+        ));
+    }
+    if let Some(t) = &r.torn {
+        source.push_str(&format!(
+            "; a torn tail in {} at offset {} left out",
+            t.file, t.offset
+        ));
+    }
+    let mut facts = scan.finish()?;
+    // The log's accounts come after the checkpoint's: findings in id order, whatever the order
+    // read.
+    for v in [
+        &mut facts.negative,
+        &mut facts.unknown,
+        &mut facts.journal_mismatches,
+    ] {
+        v.sort_by_key(|f| f.id);
+    }
+    Ok(LedgerRead {
+        as_of,
+        settlement_lag_days: dating.settlement_lag_days,
+        facts,
+        source,
+        stats: None,
+    })
 }
 
 /// Reads a TigerBeetle cluster (cluster `cluster_id` at `addresses`).
