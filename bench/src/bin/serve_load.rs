@@ -50,6 +50,9 @@ fn args() -> Result<Args, String> {
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u64>,
+    /// (due time since the start in ms, latency in µs) of each request over 50 ms: when the
+    /// stalls came.
+    slow: Vec<(u64, u64)>,
     accepted: u64,
     other: u64,
     errors: u64,
@@ -112,9 +115,12 @@ fn connection(args: &Args, c: u64, first: Instant, interval_ns: u64, slots: u64)
             }
         }
         let late = Instant::now().duration_since(due);
-        tally
-            .latencies_us
-            .push(u64::try_from(late.as_micros()).unwrap_or(u64::MAX));
+        let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        tally.latencies_us.push(late_us);
+        if late_us > 50_000 {
+            let due_ms = due.duration_since(first).as_millis() as u64;
+            tally.slow.push((due_ms, late_us));
+        }
     }
     tally
 }
@@ -169,7 +175,13 @@ fn exchange(
 fn report(args: &Args, tallies: Vec<Tally>, elapsed: Duration) {
     let mut latencies: Vec<u64> = Vec::new();
     let (mut accepted, mut other, mut errors) = (0, 0, 0);
+    let mut slow_by_100ms: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
     for t in tallies {
+        for (due_ms, us) in &t.slow {
+            let w = slow_by_100ms.entry(due_ms / 100).or_default();
+            w.0 += 1;
+            w.1 = w.1.max(*us);
+        }
         latencies.extend(t.latencies_us);
         accepted += t.accepted;
         other += t.other;
@@ -197,5 +209,15 @@ fn report(args: &Args, tallies: Vec<Tally>, elapsed: Duration) {
         at(990),
         at(999),
         latencies.last().map_or(0.0, |us| *us as f64 / 1000.0)
+    );
+    // When the stalls came (by the due time, per 100 ms): periodic ones point at the disk's
+    // journal commits or a timer; ones that follow the load point at the server.
+    let windows: Vec<String> = slow_by_100ms
+        .iter()
+        .map(|(w, (n, max_us))| format!("{:.1}s:{n}x<={}ms", *w as f64 / 10.0, max_us / 1000))
+        .collect();
+    println!(
+        "requests over 50 ms, by 100 ms window of their due time: {}",
+        windows.join(" ")
     );
 }
