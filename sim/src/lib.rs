@@ -8,6 +8,7 @@
 //! - [`checker`]: named invariants over the ledger; [`oracle`]: the independent reference model of
 //!   what every member should hold; the custodian's own books are the second oracle.
 //! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports.
+//! - [`holdings`]: the opening pots members bring, so every path is open from the first day.
 //! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
 //!   EIO), behind the durable store's `Storage` port.
 //! - [`durable`]: the durable ledger on that disk (runs with storage faults), every recovery
@@ -22,6 +23,7 @@ pub mod custodian;
 pub mod disk;
 pub mod durable;
 pub mod export;
+pub mod holdings;
 pub mod market;
 pub mod members;
 pub mod oracle;

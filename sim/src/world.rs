@@ -57,6 +57,8 @@ pub struct SimConfig {
     pub chaos_faults: FaultPlan,
     /// Crash this service at exactly this effect boundary (counted from 0), whatever the plan.
     pub crash_at: Option<(Service, u64)>,
+    /// Share of members who start with a pot (cash and units), ppm; see `crate::holdings`.
+    pub opening_ppm: u32,
 }
 
 impl SimConfig {
@@ -73,6 +75,7 @@ impl SimConfig {
             fault_name: "none".to_string(),
             chaos_faults: FaultPlan::none(),
             crash_at: None,
+            opening_ppm: crate::holdings::OPENING_PPM,
         }
     }
 
@@ -864,6 +867,7 @@ impl World {
             results.iter().all(|r| *r == CreateAccountResult::Ok),
             "house accounts: {results:?}"
         );
+        crate::holdings::open(&mut world);
         for (service, store) in stores {
             on_host!(world, service, |host, _io| *host.store_mut() = store);
         }
