@@ -7,7 +7,8 @@
 //!   business days and London clock, apart from the platform's.
 //! - [`checker`]: named invariants over the ledger; [`oracle`]: the independent reference model of
 //!   what every member should hold; the custodian's own books are the second oracle.
-//! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports.
+//! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports; [`coverage`]: what it
+//!   exercised (instruction paths, custodian outcomes, faults), which a swarm checks.
 //! - [`holdings`]: the opening pots members bring, so every path is open from the first day.
 //! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
 //!   EIO), behind the durable store's `Storage` port.
@@ -19,6 +20,7 @@
 
 pub mod calendar;
 pub mod checker;
+pub mod coverage;
 pub mod custodian;
 pub mod disk;
 pub mod durable;

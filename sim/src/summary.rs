@@ -1,6 +1,7 @@
 //! What a run reports: the JSON summary of `acme sim --json` and its human form.
 
 use crate::checker::Violation;
+use crate::coverage::Coverage;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -77,6 +78,8 @@ pub struct Summary {
     /// runs with storage faults).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSummary>,
+    /// What the run exercised: instruction kinds and outcomes, trade paths, faults injected.
+    pub coverage: Coverage,
 }
 
 /// What the durable ledger and its disk went through in a run (see `acme_sim::durable`).
@@ -240,6 +243,7 @@ impl Summary {
                 let _ = writeln!(s, "storage halted {h}");
             }
         }
+        let _ = write!(s, "coverage\n{}", self.coverage.human());
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
         if self.ok() {
             let _ = writeln!(s, "invariants     all held");

@@ -383,6 +383,8 @@ pub struct Stats {
     pub partition_drops: u64,
     pub upgrades: u64,
     pub upgrades_refused: u64,
+    /// `Unavailable` answers the plan injected (the backend's own outages aside).
+    pub ledger_unavailable_injected: u64,
 }
 
 pub(crate) struct Queue {
@@ -1493,6 +1495,7 @@ impl World {
         let (ticket, request, _) = pipe.queue.pop_front().expect("a request at the head");
         let faults = &self.cfg.faults;
         let unavailable = self.ledger_rng.chance_ppm(faults.ledger_unavailable_ppm);
+        self.stats.ledger_unavailable_injected += u64::from(unavailable);
         let apply = !unavailable || self.ledger_rng.below(2) == 0;
         let mut answers = Vec::new();
         if apply {
@@ -2125,6 +2128,7 @@ impl World {
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
             storage: self.ledger.inner.storage_summary(),
+            coverage: crate::coverage::of(self),
         }
     }
 }
