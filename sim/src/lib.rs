@@ -18,6 +18,7 @@
 //! Pure like the crates it drives: time is virtual, randomness is ChaCha from the seed, and no
 //! collection is iterated in hash order.
 
+pub mod budget;
 pub mod calendar;
 pub mod checker;
 pub mod coverage;

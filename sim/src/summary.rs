@@ -80,6 +80,9 @@ pub struct Summary {
     pub storage: Option<StorageSummary>,
     /// What the run exercised: instruction kinds and outcomes, trade paths, faults injected.
     pub coverage: Coverage,
+    /// The run's budget: events and business days it might spend (see `crate::budget`).
+    pub budget_events: u64,
+    pub budget_days: u32,
 }
 
 /// What the durable ledger and its disk went through in a run (see `acme_sim::durable`).
@@ -135,10 +138,18 @@ impl Summary {
 
     /// The command that reproduces this run.
     pub fn reproduce(&self) -> String {
-        format!(
+        let mut c = format!(
             "cargo run --release -- sim --seed {} --days {} --members {} --faults {} --start {}",
             self.seed, self.days, self.members, self.faults, self.first_day
-        )
+        );
+        let default = crate::budget::Budget::for_run(self.days, self.members);
+        if self.budget_events != default.events {
+            let _ = write!(c, " --budget-events {}", self.budget_events);
+        }
+        if self.budget_days != default.days {
+            let _ = write!(c, " --budget-days {}", self.budget_days);
+        }
+        c
     }
 
     pub fn human(&self) -> String {

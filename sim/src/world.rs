@@ -5,6 +5,7 @@
 //! (virtual time, sequence number); the world owns the clock, so the ledger's timestamps, the
 //! processes' inputs and the trace hash are the same on every run of the seed.
 
+use crate::budget::Budget;
 use crate::calendar::WorldCalendar;
 use crate::checker::{Checker, Violation};
 use crate::custodian::{Behaviour, Custodian};
@@ -59,6 +60,8 @@ pub struct SimConfig {
     pub crash_at: Option<(Service, u64)>,
     /// Share of members who start with a pot (cash and units), ppm; see `crate::holdings`.
     pub opening_ppm: u32,
+    /// Events and business days the run may spend (`None`: derived from its size).
+    pub budget: Option<Budget>,
 }
 
 impl SimConfig {
@@ -76,7 +79,14 @@ impl SimConfig {
             chaos_faults: FaultPlan::none(),
             crash_at: None,
             opening_ppm: crate::holdings::OPENING_PPM,
+            budget: None,
         }
+    }
+
+    /// The run's budget: the one given, or the default for its size.
+    pub fn budget(&self) -> Budget {
+        self.budget
+            .unwrap_or_else(|| Budget::for_run(self.days, self.members))
     }
 
     /// With the fault plan of that name (`none`, `default`, `swarm`: drawn from the seed).
@@ -107,9 +117,10 @@ impl SimConfig {
         }
         // The platform's bank holidays are a table of these years; a run must not leave it.
         let (first, last) = acme_processes::calendar::HOLIDAYS_YEARS;
+        self.budget().validate(self.days)?;
         let cal = self.calendar();
         let start = cal.on_or_after(self.start);
-        let end = cal.add_business_days(start, self.days - 1 + DRAIN_BUSINESS_DAYS_MAX);
+        let end = cal.add_business_days(start, self.budget().days - 1);
         let years = (
             crate::calendar::year_of(start),
             crate::calendar::year_of(end),
@@ -790,8 +801,8 @@ impl World {
         let start = calendar.on_or_after(cfg.start);
         let last_activity_day = calendar.add_business_days(start, cfg.days - 1);
         // The run goes on after the last day of activity until every trade has settled (late
-        // settlements and switch purchases included), at most this far.
-        let end_day = calendar.add_business_days(last_activity_day, DRAIN_BUSINESS_DAYS_MAX);
+        // settlements and switch purchases included), at most to the end of its budget.
+        let end_day = calendar.add_business_days(start, cfg.budget().days - 1);
         let market = Market::new(cfg.seed, &FUNDS, &calendar, start, end_day);
         let population = Population::new(cfg.seed, cfg.members, &FUNDS);
         let schedule = cfg.schedule;
@@ -958,10 +969,13 @@ impl World {
     /// last day a run may have (every trade must have settled by then), or simulated time has
     /// stood still for more than [`EVENTS_AT_ONE_INSTANT_MAX`] events.
     fn run_overrun(&mut self, at: Ts) -> Option<String> {
+        if let Some(why) = self.over_event_budget() {
+            return Some(why);
+        }
         if at >= self.end_day.next_day().at_minute(0) {
             return Some(format!(
-                "events go on after {}, the last day a run may last",
-                self.end_day
+                "seed {}: events go on after {}, the last day of its budget",
+                self.cfg.seed, self.end_day
             ));
         }
         if at == self.now {
@@ -971,7 +985,9 @@ impl World {
         }
         (self.events_at_now > EVENTS_AT_ONE_INSTANT_MAX).then(|| {
             format!(
-                "more than {EVENTS_AT_ONE_INSTANT_MAX} events at one instant: time stands still"
+                "seed {}: more than {EVENTS_AT_ONE_INSTANT_MAX} events at one instant: time \
+                 stands still",
+                self.cfg.seed
             )
         })
     }
@@ -1216,11 +1232,12 @@ impl World {
                 }
                 if date >= self.end_day {
                     let event = format!("day start {date}");
-                    self.violation(
-                        "liveness",
-                        format!("trades still open {DRAIN_BUSINESS_DAYS_MAX} business days after the last day of activity"),
-                        &event,
+                    let detail = format!(
+                        "seed {}: trades still open at the end of the budget of {} business days",
+                        self.cfg.seed,
+                        self.cfg.budget().days
                     );
+                    self.violation("liveness", detail, &event);
                     return;
                 }
                 self.last_day = date;
@@ -1958,6 +1975,11 @@ impl World {
                         r.state
                     ),
                 )),
+                // A run stopped for liveness left instructions half way: unfinished, not wrong.
+                (Some(state), _) if !state.is_terminal() && self.overran => problems.push((
+                    "instruction_terminal",
+                    format!("instruction {id:#x} was {state:?} when the run was stopped"),
+                )),
                 (Some(state), _) if state != want => problems.push((
                     "instruction_outcome_matches_reference",
                     format!("instruction {id:#x} ended {state:?}, reference says {want:?}"),
@@ -2129,6 +2151,8 @@ impl World {
             wall_ms: 0,
             storage: self.ledger.inner.storage_summary(),
             coverage: crate::coverage::of(self),
+            budget_events: self.cfg.budget().events,
+            budget_days: self.cfg.budget().days,
         }
     }
 }

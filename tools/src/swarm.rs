@@ -12,7 +12,8 @@
 //! when any of it never happened: a path no seed met is a path the swarm did not test.
 //!
 //! Exit status: 0 all seeds passed and everything was covered; 2 a seed broke a safety
-//! invariant, panicked or was not deterministic; 3 seeds failed only on liveness; 4 every seed passed but something never happened
+//! invariant, panicked or was not deterministic; 3 seeds failed only on liveness (a run past
+//! its budget of events or days among them); 4 every seed passed but something never happened
 //! (`--allow-missing` lets named coverage stay at zero).
 
 use acme_sim::coverage::Coverage;
@@ -52,6 +53,12 @@ pub struct SwarmArgs {
     /// 2026-2030.
     #[arg(long, default_value = "drawn", value_name = "DATE|drawn")]
     start: String,
+    /// Every seed's budget of events (default: derived from the run's size).
+    #[arg(long, value_name = "N")]
+    budget_events: Option<u64>,
+    /// Every seed's budget of business days in all (default: the days of activity and 15).
+    #[arg(long, value_name = "D")]
+    budget_days: Option<u32>,
     /// Coverage keys (or prefixes: `fault`, `outcome.switch`; `all`) allowed to stay at zero.
     #[arg(long, value_delimiter = ',', value_name = "KEYS")]
     allow_missing: Vec<String>,
@@ -95,6 +102,12 @@ struct Failure {
 fn run_seed(seed: u64, args: &SwarmArgs) -> Result<Summary, String> {
     let mut cfg = SimConfig::new(seed, args.days, args.members).with_faults(&args.faults)?;
     cfg.start = start_of(seed, args)?;
+    cfg.budget = crate::shrink::budget(
+        args.days,
+        args.members,
+        args.budget_events,
+        args.budget_days,
+    );
     cfg.validate()?;
     // A panic (a failed assertion inside the platform or the simulator) is a failure of this
     // seed, not of the whole swarm.
@@ -300,6 +313,8 @@ fn args_clone(a: &SwarmArgs) -> SwarmArgs {
         json: a.json,
         plant: a.plant.clone(),
         start: a.start.clone(),
+        budget_events: a.budget_events,
+        budget_days: a.budget_days,
         allow_missing: a.allow_missing.clone(),
     }
 }

@@ -200,3 +200,36 @@ fn a_swarm_prints_its_coverage_and_fails_naming_what_never_happened() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_run_past_its_budget_is_a_liveness_failure_naming_the_seed() {
+    let out = acme(&[
+        "sim",
+        "--seed",
+        "5",
+        "--days",
+        "2",
+        "--members",
+        "200",
+        "--budget-events",
+        "2000",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("liveness failure(s) with seed 5"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--budget-events 2000"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("seed 5: the budget of 2000 events is spent"),
+        "{stdout}"
+    );
+    let out = acme(&["sim", "--days", "3", "--budget-days", "3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a budget of days must outlast the activity"
+    );
+}
