@@ -26,6 +26,8 @@ pub enum Domain {
     Instruction = 1,
     /// An external trade with the custodian; `cause` is the trade id.
     Trade = 2,
+    /// A member's pot as a whole (its opening balances); `cause` is the member id.
+    Member = 3,
 }
 
 /// The step of a process that made the transfer. Also used as the transfer's `code`, so the
@@ -70,6 +72,10 @@ pub enum Step {
     SellCashRounding = 17,
     /// Voiding of an allocation line superseded by an amended price.
     AmendVoid = 18,
+    /// An opening balance of a member's pot, booked by operations when the pot is transferred
+    /// in (`sub` is the fund, 0 for cash): from the bank, or from the custodian's settled
+    /// holding.
+    OpeningBalance = 19,
 }
 
 impl Step {

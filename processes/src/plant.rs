@@ -46,10 +46,13 @@ pub enum Bug {
     /// Settlement counts T+N in calendar days, not business days, when it expects the
     /// custodian's settlement (so it chases over weekends and holidays, before the trade is due).
     SettlementLagCalendarDays,
+    /// Pricing keeps chasing a trade after the custodian has answered it: the chase re-arms
+    /// for ever, and the run would never end.
+    EndlessChase,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::DuplicateAppliedTwice,
         Bug::IdFromClock,
         Bug::AllocationRoundedUp,
@@ -67,6 +70,7 @@ impl Bug {
         Bug::AckBeforeCommit,
         Bug::UnversionedReplay,
         Bug::SettlementLagCalendarDays,
+        Bug::EndlessChase,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +92,7 @@ impl Bug {
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::UnversionedReplay => "unversioned-replay",
             Bug::SettlementLagCalendarDays => "settlement-lag-calendar-days",
+            Bug::EndlessChase => "endless-chase",
         }
     }
 

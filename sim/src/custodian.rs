@@ -279,6 +279,11 @@ impl Custodian {
         out
     }
 
+    /// Units it holds settled for ACME from before the run (members' opening pots).
+    pub fn open(&mut self, fund: FundId, units: u64) {
+        self.holdings.entry(fund).or_default().settled_units += units as i128;
+    }
+
     pub fn holding(&self, fund: FundId) -> Holding {
         self.holdings.get(&fund).copied().unwrap_or_default()
     }

@@ -3,7 +3,7 @@
 //!
 //! Both see the world the same way: the ledger as it stands, and the statements the simulated
 //! custodian and bank would send from their own books (the custodian's holdings, confirmations
-//! and cash; the bank's balance, which is every contribution paid in). The end-of-day check runs
+//! and cash; the bank's balance, which is every pound paid in: opening pots and contributions). The end-of-day check runs
 //! `acme_processes::recon` on them, the engine `acme recon` runs on the exported files, and
 //! turns every true break into a violation. Timing breaks (a confirmation or settlement notice
 //! still on the bus) are not violations; the bank is compared only when no contribution is still
@@ -174,8 +174,8 @@ fn contributions_in_flight(world: &World) -> usize {
         .count()
 }
 
-/// The bank's statement: every contribution paid in, if none is still on its way to the
-/// ledger; `None` otherwise.
+/// The bank's statement: everything paid in (opening pots, contributions), if no contribution
+/// is still on its way to the ledger; `None` otherwise.
 pub fn bank_cash(world: &World, date: Date) -> Option<CashStatement> {
     (contributions_in_flight(world) == 0).then(|| CashStatement {
         file: format!("bank/cash-{date}.csv"),
@@ -183,7 +183,7 @@ pub fn bank_cash(world: &World, date: Date) -> Option<CashStatement> {
         lines: vec![CashLine {
             line: 2,
             account: CashAccount::ClientMoney,
-            balance_pence: world.oracle.total_contributed() as i128,
+            balance_pence: world.oracle.total_paid_in() as i128,
         }],
     })
 }
@@ -345,7 +345,7 @@ impl World {
             path: format!("custodian/cash-{date}.csv"),
             bytes: cash_csv(&custodian_cash(self, date)).into_bytes(),
         });
-        // The bank's statement is its own: every contribution paid in (at the end of a run none
+        // The bank's statement is its own: everything paid in (at the end of a run none
         // is on its way).
         let bank = bank_cash(self, date).unwrap_or_else(|| CashStatement {
             file: String::new(),
@@ -353,7 +353,7 @@ impl World {
             lines: vec![CashLine {
                 line: 2,
                 account: CashAccount::ClientMoney,
-                balance_pence: self.oracle.total_contributed() as i128,
+                balance_pence: self.oracle.total_paid_in() as i128,
             }],
         });
         files.push(ExportFile {

@@ -9,6 +9,9 @@
 //!   what every member should hold; the custodian's own books are the second oracle.
 //! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports; [`paging`]: how the
 //!   largest pieces of work were split over ledger batches and pages.
+//! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports; [`coverage`]: what it
+//!   exercised (instruction paths, custodian outcomes, faults), which a swarm checks.
+//! - [`holdings`]: the opening pots members bring, so every path is open from the first day.
 //! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
 //!   EIO), behind the durable store's `Storage` port.
 //! - [`durable`]: the durable ledger on that disk (runs with storage faults), every recovery
@@ -17,12 +20,15 @@
 //! Pure like the crates it drives: time is virtual, randomness is ChaCha from the seed, and no
 //! collection is iterated in hash order.
 
+pub mod budget;
 pub mod calendar;
 pub mod checker;
+pub mod coverage;
 pub mod custodian;
 pub mod disk;
 pub mod durable;
 pub mod export;
+pub mod holdings;
 pub mod market;
 pub mod members;
 pub mod oracle;

@@ -76,6 +76,11 @@ impl Population {
         index as MemberId + 1
     }
 
+    /// A member's risk profile (an index into [`MODELS`]).
+    pub fn profile(&self, member: MemberId) -> u8 {
+        self.profiles[(member - 1) as usize]
+    }
+
     /// The model portfolio of a member's risk profile.
     pub fn model(&self, member: MemberId) -> &'static Model {
         &MODELS.models[self.profiles[(member - 1) as usize] as usize]

@@ -94,6 +94,8 @@ struct ModelTrade {
 pub struct Oracle {
     cash_available: BTreeMap<MemberId, u64>,
     contributed: u64,
+    /// Cash of the opening pots (paid into the bank before the run).
+    opening_cash: u64,
     orders: BTreeMap<(Date, FundId), Vec<ModelOrder>>,
     trades: BTreeMap<(Date, FundId), ModelTrade>,
     expected: BTreeMap<InstructionId, InstructionState>,
@@ -193,6 +195,24 @@ impl Oracle {
             } => {
                 self.switch(id, member, from_fund, to_fund, units_micro, date);
             }
+        }
+    }
+
+    /// A pot the member brings (see `crate::holdings`): cash available and settled units, there
+    /// before the first instruction, with the member's risk profile (re-balancing looks after
+    /// the pot from the first day, onboarded or not). Onboarding the member later keeps them.
+    pub fn open_pot(
+        &mut self,
+        member: MemberId,
+        profile: u8,
+        cash_pence: u64,
+        units: &[(FundId, u64)],
+    ) {
+        self.profiles.insert(member, profile);
+        *self.cash_available.entry(member).or_insert(0) += cash_pence;
+        self.opening_cash += cash_pence;
+        for &(fund, u) in units {
+            self.units.entry((member, fund)).or_default().settled += u;
         }
     }
 
@@ -314,6 +334,11 @@ impl Oracle {
 
     pub fn total_contributed(&self) -> u64 {
         self.contributed
+    }
+
+    /// Everything paid into the bank: the opening pots' cash and every contribution.
+    pub fn total_paid_in(&self) -> u64 {
+        self.opening_cash + self.contributed
     }
 
     /// The custodian's answers for trades of `date`, per fund (at the valuation point, or when

@@ -25,6 +25,8 @@ pub enum Stream {
     Uptime = 9,
     /// The start date a swarm seed draws.
     Calendar = 10,
+    /// The members' opening pots (`holdings`).
+    Holdings = 11,
 }
 
 pub struct SimRng(ChaCha8Rng);

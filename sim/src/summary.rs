@@ -1,6 +1,7 @@
 //! What a run reports: the JSON summary of `acme sim --json` and its human form.
 
 use crate::checker::Violation;
+use crate::coverage::Coverage;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -83,6 +84,11 @@ pub struct Summary {
     pub storage: Option<StorageSummary>,
     /// How the largest pieces of work were split over ledger batches and pages.
     pub paging: crate::paging::PagingSummary,
+    /// What the run exercised: instruction kinds and outcomes, trade paths, faults injected.
+    pub coverage: Coverage,
+    /// The run's budget: events and business days it might spend (see `crate::budget`).
+    pub budget_events: u64,
+    pub budget_days: u32,
 }
 
 /// What the durable ledger and its disk went through in a run (see `acme_sim::durable`).
@@ -138,10 +144,18 @@ impl Summary {
 
     /// The command that reproduces this run.
     pub fn reproduce(&self) -> String {
-        format!(
+        let mut c = format!(
             "cargo run --release -- sim --seed {} --days {} --members {} --faults {} --start {}",
             self.seed, self.days, self.members, self.faults, self.first_day
-        )
+        );
+        let default = crate::budget::Budget::for_run(self.days, self.members);
+        if self.budget_events != default.events {
+            let _ = write!(c, " --budget-events {}", self.budget_events);
+        }
+        if self.budget_days != default.days {
+            let _ = write!(c, " --budget-days {}", self.budget_days);
+        }
+        c
     }
 
     pub fn human(&self) -> String {
@@ -262,6 +276,7 @@ impl Summary {
             "oracle days    {} checked, {} skipped (a message in flight at the end of day)",
             self.oracle_days_checked, self.oracle_days_skipped
         );
+        let _ = write!(s, "coverage\n{}", self.coverage.human());
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);
         if self.ok() {
             let _ = writeln!(s, "invariants     all held");

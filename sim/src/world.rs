@@ -5,6 +5,7 @@
 //! (virtual time, sequence number); the world owns the clock, so the ledger's timestamps, the
 //! processes' inputs and the trace hash are the same on every run of the seed.
 
+use crate::budget::Budget;
 use crate::calendar::WorldCalendar;
 use crate::checker::{Checker, Violation};
 use crate::custodian::{Behaviour, Custodian};
@@ -57,6 +58,10 @@ pub struct SimConfig {
     pub chaos_faults: FaultPlan,
     /// Crash this service at exactly this effect boundary (counted from 0), whatever the plan.
     pub crash_at: Option<(Service, u64)>,
+    /// Share of members who start with a pot (cash and units), ppm; see `crate::holdings`.
+    pub opening_ppm: u32,
+    /// Events and business days the run may spend (`None`: derived from its size).
+    pub budget: Option<Budget>,
 }
 
 impl SimConfig {
@@ -73,7 +78,15 @@ impl SimConfig {
             fault_name: "none".to_string(),
             chaos_faults: FaultPlan::none(),
             crash_at: None,
+            opening_ppm: crate::holdings::OPENING_PPM,
+            budget: None,
         }
+    }
+
+    /// The run's budget: the one given, or the default for its size.
+    pub fn budget(&self) -> Budget {
+        self.budget
+            .unwrap_or_else(|| Budget::for_run(self.days, self.members))
     }
 
     /// With the fault plan of that name (`none`, `default`, `swarm`: drawn from the seed).
@@ -104,9 +117,10 @@ impl SimConfig {
         }
         // The platform's bank holidays are a table of these years; a run must not leave it.
         let (first, last) = acme_processes::calendar::HOLIDAYS_YEARS;
+        self.budget().validate(self.days)?;
         let cal = self.calendar();
         let start = cal.on_or_after(self.start);
-        let end = cal.add_business_days(start, self.days - 1 + DRAIN_BUSINESS_DAYS_MAX);
+        let end = cal.add_business_days(start, self.budget().days - 1);
         let years = (
             crate::calendar::year_of(start),
             crate::calendar::year_of(end),
@@ -380,6 +394,8 @@ pub struct Stats {
     pub partition_drops: u64,
     pub upgrades: u64,
     pub upgrades_refused: u64,
+    /// `Unavailable` answers the plan injected (the backend's own outages aside).
+    pub ledger_unavailable_injected: u64,
 }
 
 pub(crate) struct Queue {
@@ -788,8 +804,8 @@ impl World {
         let start = calendar.on_or_after(cfg.start);
         let last_activity_day = calendar.add_business_days(start, cfg.days - 1);
         // The run goes on after the last day of activity until every trade has settled (late
-        // settlements and switch purchases included), at most this far.
-        let end_day = calendar.add_business_days(last_activity_day, DRAIN_BUSINESS_DAYS_MAX);
+        // settlements and switch purchases included), at most to the end of its budget.
+        let end_day = calendar.add_business_days(start, cfg.budget().days - 1);
         let market = Market::new(cfg.seed, &FUNDS, &calendar, start, end_day);
         let population = Population::new(cfg.seed, cfg.members, &FUNDS);
         let schedule = cfg.schedule;
@@ -869,6 +885,7 @@ impl World {
             results.iter().all(|r| *r == CreateAccountResult::Ok),
             "house accounts: {results:?}"
         );
+        crate::holdings::open(&mut world);
         for (service, store) in stores {
             on_host!(world, service, |host, _io| *host.store_mut() = store);
         }
@@ -957,10 +974,13 @@ impl World {
     /// last day a run may have (every trade must have settled by then), or simulated time has
     /// stood still for more than [`EVENTS_AT_ONE_INSTANT_MAX`] events.
     fn run_overrun(&mut self, at: Ts) -> Option<String> {
+        if let Some(why) = self.over_event_budget() {
+            return Some(why);
+        }
         if at >= self.end_day.next_day().at_minute(0) {
             return Some(format!(
-                "events go on after {}, the last day a run may last",
-                self.end_day
+                "seed {}: events go on after {}, the last day of its budget",
+                self.cfg.seed, self.end_day
             ));
         }
         if at == self.now {
@@ -970,7 +990,9 @@ impl World {
         }
         (self.events_at_now > EVENTS_AT_ONE_INSTANT_MAX).then(|| {
             format!(
-                "more than {EVENTS_AT_ONE_INSTANT_MAX} events at one instant: time stands still"
+                "seed {}: more than {EVENTS_AT_ONE_INSTANT_MAX} events at one instant: time \
+                 stands still",
+                self.cfg.seed
             )
         })
     }
@@ -1215,11 +1237,12 @@ impl World {
                 }
                 if date >= self.end_day {
                     let event = format!("day start {date}");
-                    self.violation(
-                        "liveness",
-                        format!("trades still open {DRAIN_BUSINESS_DAYS_MAX} business days after the last day of activity"),
-                        &event,
+                    let detail = format!(
+                        "seed {}: trades still open at the end of the budget of {} business days",
+                        self.cfg.seed,
+                        self.cfg.budget().days
                     );
+                    self.violation("liveness", detail, &event);
                     return;
                 }
                 self.last_day = date;
@@ -1494,6 +1517,7 @@ impl World {
         let (ticket, request, _) = pipe.queue.pop_front().expect("a request at the head");
         let faults = &self.cfg.faults;
         let unavailable = self.ledger_rng.chance_ppm(faults.ledger_unavailable_ppm);
+        self.stats.ledger_unavailable_injected += u64::from(unavailable);
         let apply = !unavailable || self.ledger_rng.below(2) == 0;
         let mut answers = Vec::new();
         if apply {
@@ -1977,6 +2001,11 @@ impl World {
                         r.state
                     ),
                 )),
+                // A run stopped for liveness left instructions half way: unfinished, not wrong.
+                (Some(state), _) if !state.is_terminal() && self.overran => problems.push((
+                    "instruction_terminal",
+                    format!("instruction {id:#x} was {state:?} when the run was stopped"),
+                )),
                 (Some(state), _) if state != want => problems.push((
                     "instruction_outcome_matches_reference",
                     format!("instruction {id:#x} ended {state:?}, reference says {want:?}"),
@@ -2150,6 +2179,9 @@ impl World {
             wall_ms: 0,
             storage: self.ledger.inner.storage_summary(),
             paging: self.paging.summary(),
+            coverage: crate::coverage::of(self),
+            budget_events: self.cfg.budget().events,
+            budget_days: self.cfg.budget().days,
         }
     }
 }

@@ -31,7 +31,16 @@ fn events_after_the_last_day_a_run_may_last_stop_it_as_a_liveness_failure() {
 
 #[test]
 fn time_standing_still_stops_the_run() {
-    let mut world = World::new(SimConfig::new(1, 2, 50));
+    // A budget of events that does not stop it first (a small run's default would).
+    let cfg = SimConfig::new(1, 2, 50);
+    let budget = Budget {
+        events: u64::MAX,
+        ..cfg.budget()
+    };
+    let mut world = World::new(SimConfig {
+        budget: Some(budget),
+        ..cfg
+    });
     let at = world.cfg.start.at_minute(60);
     for _ in 0..=EVENTS_AT_ONE_INSTANT_MAX + 1 {
         world.queue.push(at, Event::Restart(Service::Intake));
@@ -43,6 +52,33 @@ fn time_standing_still_stops_the_run() {
         "{details:?}"
     );
     assert_eq!(world.now, at);
+}
+
+#[test]
+fn a_run_past_its_budget_of_events_stops_there_naming_its_seed() {
+    let cfg = SimConfig::new(6, 2, 100);
+    let clean = World::new(cfg.clone()).run();
+    assert!(clean.ok() && clean.events > 1_000, "{:?}", clean.violations);
+    let budget = Budget {
+        events: clean.events / 3,
+        ..cfg.budget()
+    };
+    let mut world = World::new(SimConfig {
+        budget: Some(budget),
+        ..cfg
+    });
+    let summary = world.run_to_end();
+    assert_eq!(
+        summary.events, budget.events,
+        "not one event past the budget"
+    );
+    assert_eq!(summary.exit_status(), 3, "{:?}", summary.violations);
+    let details = liveness_details(&summary);
+    assert!(
+        details[0].starts_with(&format!("seed 6: the budget of {} events", budget.events)),
+        "{details:?}"
+    );
+    assert!(!world.step());
 }
 
 #[test]

@@ -63,3 +63,55 @@ fn the_swarm_catches_every_planted_bug() {
         assert_eq!(caught(seed), None, "seed {seed} fails with no bug planted");
     }
 }
+
+/// A process that chases for ever (the planted `endless-chase`: pricing keeps chasing trades
+/// the custodian has answered) ends as a liveness failure within the run's budget, naming its
+/// seed: exit 3, not a hang. The budget of days stops it by default; a budget of events between
+/// what the clean run spends and what the chase spends stops it there, and the clean run passes.
+#[test]
+fn an_endless_chase_ends_in_a_liveness_failure_within_the_budget() {
+    let config = || SimConfig::new(4, 2, 300);
+    let clean = run(config());
+    assert!(clean.ok(), "{:?}", clean.violations.first());
+    plant::plant(Some(Bug::EndlessChase));
+    let chased = run(config());
+    plant::plant(None);
+    let budget = config().budget();
+    assert_eq!(chased.exit_status(), 3, "{:#?}", chased.violations.first());
+    let liveness = chased
+        .violations
+        .iter()
+        .find(|v| v.invariant == "liveness")
+        .expect("a liveness failure");
+    assert!(liveness.detail.contains("seed 4"), "{liveness:?}");
+    assert!(chased.events <= budget.events);
+    assert!(chased.events > clean.events, "the chase went on");
+
+    let between = acme_sim::budget::Budget {
+        events: (clean.events + chased.events) / 2,
+        ..budget
+    };
+    let bounded = || SimConfig {
+        budget: Some(between),
+        ..config()
+    };
+    assert!(run(bounded()).ok(), "the clean run fits the budget");
+    plant::plant(Some(Bug::EndlessChase));
+    let stopped = run(bounded());
+    plant::plant(None);
+    assert_eq!(
+        stopped.exit_status(),
+        3,
+        "{:#?}",
+        stopped.violations.first()
+    );
+    assert_eq!(
+        stopped.events, between.events,
+        "stopped at the budget, not after"
+    );
+    let detail = &stopped.violations[0].detail;
+    assert!(
+        detail.contains(&format!("seed 4: the budget of {} events", between.events)),
+        "{detail}"
+    );
+}

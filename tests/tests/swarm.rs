@@ -16,6 +16,7 @@ fn swarm_config(seed: u64) -> SimConfig {
 #[test]
 fn two_hundred_swarm_seeds_hold_every_invariant() {
     let mut injected: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut coverage = acme_sim::coverage::Coverage::default();
     let mut storage = acme_sim::summary::StorageSummary::default();
     let (mut durable, mut halted) = (0, 0);
     for seed in 1..=200 {
@@ -28,6 +29,7 @@ fn two_hundred_swarm_seeds_hold_every_invariant() {
             s.violations.first(),
             s.reproduce()
         );
+        coverage.merge(&s.coverage);
         for (k, n) in &s.faults_injected {
             *injected.entry(k.clone()).or_default() += n;
         }
@@ -56,6 +58,15 @@ fn two_hundred_swarm_seeds_hold_every_invariant() {
             "no {kind} over 200 seeds: {injected:?}"
         );
     }
+    // And every path: each instruction kind and outcome, crossing, partial fills, amendments,
+    // rejections, each fault kind of the catalogue (opening pots open the sell side on day one).
+    let missing = coverage.missing(&[]);
+    assert!(
+        missing.is_empty(),
+        "never happened over 200 seeds: {missing:?}\n{}",
+        coverage.human()
+    );
+    eprintln!("coverage over 200 seeds\n{}", coverage.human());
     // Storage faults put most seeds on the durable ledger: recoveries that kept and that lost
     // the record in flight, torn tails cut, checkpoints, and safe halts on corruption.
     eprintln!("{durable} seeds on the durable ledger, {halted} halted safely: {storage:?}");

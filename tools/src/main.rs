@@ -134,6 +134,14 @@ struct SimArgs {
     /// custodian-silent, custodian-late, custodian-outage, job-late, job-twice).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     without: Vec<String>,
+    /// The run's budget of events: past it, the run stops as a liveness failure (exit 3).
+    /// Default: derived from its size (see `acme_sim::budget`).
+    #[arg(long, value_name = "N")]
+    budget_events: Option<u64>,
+    /// The run's budget of business days in all, from the first (default: the days of activity
+    /// and 15 more); past it, a liveness failure (exit 3).
+    #[arg(long, value_name = "D")]
+    budget_days: Option<u32>,
     /// If the run fails, shrink it (fewer members, days, fault kinds) while it still fails, and
     /// print the smallest reproduction.
     #[arg(long)]
@@ -230,6 +238,8 @@ fn sim(args: SimArgs) -> ExitCode {
         faults: args.faults.clone(),
         without: args.without.clone(),
         start: args.start,
+        budget_events: args.budget_events,
+        budget_days: args.budget_days,
     };
     let plant_arg = args
         .plant

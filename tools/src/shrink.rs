@@ -18,6 +18,9 @@ pub struct Knobs {
     pub without: Vec<String>,
     /// The first day (`None`: the simulator's default, Monday 5 January 2026).
     pub start: Option<Date>,
+    /// The run's budget of events and of business days (`None`: the default for its size).
+    pub budget_events: Option<u64>,
+    pub budget_days: Option<u32>,
 }
 
 impl Knobs {
@@ -31,6 +34,12 @@ impl Knobs {
             cfg.faults = cfg.faults.without(kind)?;
             cfg.chaos_faults = cfg.faults.clone();
         }
+        cfg.budget = budget(
+            self.days,
+            self.members,
+            self.budget_events,
+            self.budget_days,
+        );
         cfg.validate()?;
         Ok(cfg)
     }
@@ -46,6 +55,12 @@ impl Knobs {
         if !self.without.is_empty() {
             c.push_str(&format!(" --without {}", self.without.join(",")));
         }
+        if let Some(events) = self.budget_events {
+            c.push_str(&format!(" --budget-events {events}"));
+        }
+        if let Some(days) = self.budget_days {
+            c.push_str(&format!(" --budget-days {days}"));
+        }
         c
     }
 
@@ -53,6 +68,24 @@ impl Knobs {
         let Ok(cfg) = self.config() else { return false };
         !std::panic::catch_unwind(|| acme_sim::run(cfg)).is_ok_and(|s| s.ok())
     }
+}
+
+/// The budget `--budget-events` and `--budget-days` give, the default for the run's size filling
+/// in the one not given; `None` when neither is.
+pub fn budget(
+    days: u32,
+    members: u64,
+    events: Option<u64>,
+    budget_days: Option<u32>,
+) -> Option<acme_sim::budget::Budget> {
+    if events.is_none() && budget_days.is_none() {
+        return None;
+    }
+    let default = acme_sim::budget::Budget::for_run(days, members);
+    Some(acme_sim::budget::Budget {
+        events: events.unwrap_or(default.events),
+        days: budget_days.unwrap_or(default.days),
+    })
 }
 
 /// The smallest knobs that still fail, and the number of runs it took; `None` if `start` passes.

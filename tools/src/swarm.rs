@@ -6,7 +6,17 @@
 //! `--check-determinism` runs every seed twice and compares the trace hashes. Each seed draws
 //! its start date across 2026-2030 (`--start DATE` gives every seed the same one), so the
 //! seeds between them cross month, quarter and year ends, holidays and clock changes.
+//!
+//! The swarm prints the coverage summed over its seeds (`acme_sim::coverage`: each instruction
+//! kind and outcome, crossing, partial fills, amendments, rejections, each fault kind) and fails
+//! when any of it never happened: a path no seed met is a path the swarm did not test.
+//!
+//! Exit status: 0 all seeds passed and everything was covered; 2 a seed broke a safety
+//! invariant, panicked or was not deterministic; 3 seeds failed only on liveness (a run past
+//! its budget of events or days among them); 4 every seed passed but something never happened
+//! (`--allow-missing` lets named coverage stay at zero).
 
+use acme_sim::coverage::Coverage;
 use acme_sim::{SimConfig, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -43,6 +53,15 @@ pub struct SwarmArgs {
     /// 2026-2030.
     #[arg(long, default_value = "drawn", value_name = "DATE|drawn")]
     start: String,
+    /// Every seed's budget of events (default: derived from the run's size).
+    #[arg(long, value_name = "N")]
+    budget_events: Option<u64>,
+    /// Every seed's budget of business days in all (default: the days of activity and 15).
+    #[arg(long, value_name = "D")]
+    budget_days: Option<u32>,
+    /// Coverage keys (or prefixes: `fault`, `outcome.switch`; `all`) allowed to stay at zero.
+    #[arg(long, value_delimiter = ',', value_name = "KEYS")]
+    allow_missing: Vec<String>,
 }
 
 /// The start date of `seed`'s run.
@@ -83,6 +102,12 @@ struct Failure {
 fn run_seed(seed: u64, args: &SwarmArgs) -> Result<Summary, String> {
     let mut cfg = SimConfig::new(seed, args.days, args.members).with_faults(&args.faults)?;
     cfg.start = start_of(seed, args)?;
+    cfg.budget = crate::shrink::budget(
+        args.days,
+        args.members,
+        args.budget_events,
+        args.budget_days,
+    );
     cfg.validate()?;
     // A panic (a failed assertion inside the platform or the simulator) is a failure of this
     // seed, not of the whole swarm.
@@ -131,10 +156,12 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
     );
     let next = Arc::new(AtomicU64::new(first));
     let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
+    let coverage: Arc<Mutex<Coverage>> = Arc::default();
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let (next, failures, bar, args) = (next.clone(), failures.clone(), bar.clone(), &args);
+            let coverage = coverage.clone();
             scope.spawn(move || {
                 // The planted bug is per thread: every worker plants it.
                 crate::plant(args.plant.as_deref()).expect("checked above");
@@ -146,6 +173,7 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
                 let mut found = Vec::new();
                 match run_seed(seed, args) {
                     Ok(s) => {
+                        coverage.lock().expect("not poisoned").merge(&s.coverage);
                         if !s.ok() {
                             let v = s.violations.first();
                             found.push(Failure {
@@ -206,6 +234,11 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
         }
     }
     let wall_s = started.elapsed().as_secs_f64();
+    let coverage = Arc::try_unwrap(coverage)
+        .expect("workers done")
+        .into_inner()
+        .expect("not poisoned");
+    let missing = coverage.missing(&args.allow_missing);
     if args.json {
         let out = serde_json::json!({
             "seeds": total,
@@ -216,6 +249,8 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
             "check_determinism": args.check_determinism,
             "wall_s": wall_s,
             "failures": failures,
+            "coverage": coverage,
+            "never_happened": missing,
         });
         println!("{out}");
     } else {
@@ -239,10 +274,31 @@ pub fn swarm(args: SwarmArgs) -> ExitCode {
             }
         }
     }
-    if failures.is_empty() {
-        ExitCode::SUCCESS
+    if !args.json {
+        print!("coverage over {total} seeds\n{}", coverage.human());
+        if !missing.is_empty() {
+            println!("never happened: {}", missing.join(", "));
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "acme swarm: over seeds {first}..{last} these never happened: {}",
+            missing.join(", ")
+        );
+    }
+    ExitCode::from(status(&failures, &missing))
+}
+
+/// The exit status of a swarm: the worst kind of failure among its seeds first, then coverage.
+fn status(failures: &[Failure], missing: &[String]) -> u8 {
+    if failures.iter().any(|f| f.kind != "liveness") {
+        2
+    } else if !failures.is_empty() {
+        3
+    } else if !missing.is_empty() {
+        4
     } else {
-        ExitCode::from(2)
+        0
     }
 }
 
@@ -257,6 +313,9 @@ fn args_clone(a: &SwarmArgs) -> SwarmArgs {
         json: a.json,
         plant: a.plant.clone(),
         start: a.start.clone(),
+        budget_events: a.budget_events,
+        budget_days: a.budget_days,
+        allow_missing: a.allow_missing.clone(),
     }
 }
 
@@ -271,5 +330,22 @@ mod tests {
         assert_eq!(parse_seeds("1..=3"), Ok((1, 3)));
         assert!(parse_seeds("5..1").is_err());
         assert!(parse_seeds("a..b").unwrap_err().contains("FIRST..LAST"));
+    }
+
+    #[test]
+    fn safety_outranks_liveness_outranks_coverage() {
+        let failure = |kind: &str| Failure {
+            seed: 1,
+            kind: kind.to_string(),
+            invariant: String::new(),
+            detail: String::new(),
+            reproduce: String::new(),
+        };
+        let gap = vec!["fault.loss".to_string()];
+        assert_eq!(status(&[], &[]), 0);
+        assert_eq!(status(&[], &gap), 4);
+        assert_eq!(status(&[failure("liveness")], &gap), 3);
+        assert_eq!(status(&[failure("liveness"), failure("panic")], &[]), 2);
+        assert_eq!(status(&[failure("safety")], &[]), 2);
     }
 }

@@ -101,6 +101,9 @@ fn swarm_runs_seeds_and_shrink_reports_a_passing_seed() {
         "--days",
         "2",
         "--json",
+        // Four short seeds cannot be expected to meet every path and fault.
+        "--allow-missing",
+        "all",
     ]);
     assert!(
         out.status.success(),
@@ -110,6 +113,8 @@ fn swarm_runs_seeds_and_shrink_reports_a_passing_seed() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["seeds"], 4);
     assert_eq!(v["failures"].as_array().map(Vec::len), Some(0));
+    assert_eq!(v["never_happened"].as_array().map(Vec::len), Some(0));
+    assert!(v["coverage"]["instruction.invest"].as_u64() > Some(0));
     let out = acme(&["swarm", "--seeds", "9..3"]);
     assert_eq!(out.status.code(), Some(1));
     let out = acme(&[
@@ -127,4 +132,104 @@ fn swarm_runs_seeds_and_shrink_reports_a_passing_seed() {
     let out = acme(&["sim", "--faults", "chaos"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("none, default, swarm"));
+}
+
+#[test]
+fn a_swarm_prints_its_coverage_and_fails_naming_what_never_happened() {
+    // Without faults no fault kind can happen: the swarm must say so, and fail with exit 4.
+    let args = [
+        "swarm",
+        "--seeds",
+        "1..2",
+        "--members",
+        "200",
+        "--days",
+        "2",
+        "--faults",
+        "none",
+    ];
+    let out = acme(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stdout.contains("coverage over 2 seeds"), "{stdout}");
+    for kind in [
+        "fault.loss",
+        "fault.crash",
+        "fault.custodian-outage",
+        "fault.upgrade",
+    ] {
+        assert!(stderr.contains(kind), "{kind} not named: {stderr}");
+    }
+    // The paths themselves happened: opening pots let members sell, switch and cross from
+    // the first day.
+    let out = acme(&[&args[..], &["--json"]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "instruction.sell",
+        "instruction.switch",
+        "outcome.sell.settled",
+        "trade.crossed",
+    ] {
+        assert!(
+            v["coverage"][key].as_u64() > Some(0),
+            "{key}: {}",
+            v["coverage"]
+        );
+    }
+    let never: Vec<&str> = v["never_happened"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    for kind in acme_faults::KINDS {
+        assert!(
+            never.contains(&format!("fault.{kind}").as_str()),
+            "{kind}: {never:?}"
+        );
+    }
+    // Allowed to stay at zero, what never happened no longer fails the swarm.
+    let allow = never.join(",");
+    let out = acme(&[&args[..], &["--allow-missing", &allow]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_run_past_its_budget_is_a_liveness_failure_naming_the_seed() {
+    let out = acme(&[
+        "sim",
+        "--seed",
+        "5",
+        "--days",
+        "2",
+        "--members",
+        "200",
+        "--budget-events",
+        "2000",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("liveness failure(s) with seed 5"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--budget-events 2000"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("seed 5: the budget of 2000 events is spent"),
+        "{stdout}"
+    );
+    let out = acme(&["sim", "--days", "3", "--budget-days", "3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a budget of days must outlast the activity"
+    );
 }

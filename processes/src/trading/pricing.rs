@@ -138,7 +138,7 @@ impl Pricing {
             .trades
             .get(&trade_id)
             .is_some_and(|t| t.answers.contains_key(&0));
-        if answered {
+        if answered && !crate::plant::active(crate::plant::Bug::EndlessChase) {
             return;
         }
         let attempt = self.chases.entry(trade_id).or_default();
