@@ -65,7 +65,8 @@ impl Default for Desk {
     }
 }
 
-fn custodian_says(to: Service, id: u128, body: Message) -> Envelope {
+/// A message from the custodian (simulated or file drop) to the platform's host `to`.
+pub(crate) fn custodian_says(to: Service, id: u128, body: Message) -> Envelope {
     Envelope {
         id,
         from: Service::Custodian,

@@ -230,13 +230,7 @@ pub fn envelope(n: &Notice) -> Envelope {
             },
         ),
     };
-    Envelope {
-        id,
-        from: Service::Custodian,
-        to,
-        seq: 0,
-        body,
-    }
+    crate::jobs::custodian_says(to, id, body)
 }
 
 /// What the platform sends the custodian, in file-drop mode: written to the outbox, then
