@@ -85,13 +85,32 @@ fn crashes_and_duplicates_change_nothing_members_can_see() {
 }
 
 /// The lifecycle issue's bar: seeds 1..=100, 5,000 members, 10 business days, no violation, and
-/// over those seeds every kind of trade and custodian outcome happens.
+/// over those seeds every kind of trade and custodian outcome happens. The seeds are independent
+/// runs, so they are shared out over the cores (each run is deterministic on its own; only the
+/// order in which the totals are summed changes, and addition does not care).
 #[test]
 fn a_hundred_seeds_of_the_whole_trade_lifecycle() {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let summaries: Vec<acme_sim::Summary> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers as u64)
+            .map(|w| {
+                scope.spawn(move || {
+                    (1..=100u64)
+                        .filter(|seed| seed % workers as u64 == w)
+                        .map(|seed| assert_clean(seed, 10, 5_000))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a seed failed: see its message above"))
+            .collect()
+    });
+    assert_eq!(summaries.len(), 100);
     let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
     let mut partially_filled = 0;
-    for seed in 1..=100 {
-        let s = assert_clean(seed, 10, 5_000);
+    for s in &summaries {
         for (k, n) in &s.trades {
             *totals.entry(k.clone()).or_default() += n;
         }
