@@ -23,6 +23,7 @@
 //! has a reference ([`trade_ref`]), the cash accounts have names ([`CashAccount`]).
 
 pub mod cash;
+mod combine;
 pub mod engine;
 pub mod files;
 pub mod holdings;
