@@ -98,7 +98,7 @@ mod tests {
         for _ in 0..500_000 {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             // Few ids often (house accounts), many ids rarely (members).
-            let id = if x % 2 == 0 {
+            let id = if x.is_multiple_of(2) {
                 u128::from(x >> 60)
             } else {
                 u128::from(x >> 40) << 70
