@@ -66,9 +66,10 @@ pub enum Bug {
     /// Settlement's T+N skips weekends and only the bank holidays that do not fall on a Monday
     /// (a Monday was taken for a working day). Fires only when T+N spans a Monday holiday.
     MondayHolidayIsBusinessDay,
-    /// Intake compares an order's receipt with the cut-off read as UTC, not London time.
-    /// Fires only in British Summer Time, for an order received in the hour after 16:00.
-    CutOffInUtc,
+    /// Intake converts the cut-off from London time with a fixed offset of one hour (British
+    /// Summer Time's), so in winter the cut-off falls at 15:00. Fires only in GMT (from the
+    /// October clock change to the March one), for orders received between 15:00 and 16:00.
+    CutOffFixedBstOffset,
     /// Aggregation trades only the first 8,189 orders (one ledger batch) of a fund's day; the
     /// rest are left behind. Fires only past 8,189 orders of one fund on one day.
     BatchBoundaryDropped,
@@ -113,7 +114,7 @@ impl Bug {
         Bug::PennyPriceResidualLost,
         Bug::MonthEndDealsNextDay,
         Bug::MondayHolidayIsBusinessDay,
-        Bug::CutOffInUtc,
+        Bug::CutOffFixedBstOffset,
         Bug::BatchBoundaryDropped,
         Bug::SettlementFirstPageOnly,
         Bug::RebalancingFirstPageOnly,
@@ -146,7 +147,7 @@ impl Bug {
             Bug::PennyPriceResidualLost => "penny-price-residual-lost",
             Bug::MonthEndDealsNextDay => "month-end-deals-next-day",
             Bug::MondayHolidayIsBusinessDay => "monday-holiday-is-business-day",
-            Bug::CutOffInUtc => "cutoff-in-utc",
+            Bug::CutOffFixedBstOffset => "cutoff-fixed-bst-offset",
             Bug::BatchBoundaryDropped => "batch-boundary-dropped",
             Bug::SettlementFirstPageOnly => "settlement-first-page-only",
             Bug::RebalancingFirstPageOnly => "rebalancing-first-page-only",

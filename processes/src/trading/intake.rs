@@ -196,10 +196,10 @@ pub struct Intake {
 fn planted_dealing_date(now: u64) -> Option<Date> {
     use crate::plant::{active, Bug};
     let s = Schedule::default();
-    if active(Bug::CutOffInUtc) {
-        // Planted: the cut-off read as UTC (an hour late in summer).
+    if active(Bug::CutOffFixedBstOffset) {
+        // Planted: London taken for UTC+1 all year (right only in summer).
         let today = crate::calendar::london_date(now);
-        let before = now < today.at_minute(s.cutoff_min);
+        let before = now < today.at_minute(s.cutoff_min - 60);
         return Some(if today.is_business_day() && before {
             today
         } else {
