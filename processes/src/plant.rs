@@ -80,8 +80,9 @@ pub enum Bug {
     /// with more than 8,189 pots.
     RebalancingFirstPageOnly,
     /// Re-balancing rounds a fund's weight in a pot up to the next basis point before comparing
-    /// it with the band. Fires only for a pot whose weight lies within one basis point above the
-    /// band's edge.
+    /// it with the band. Fires only for a fund whose weight in a pot lies within one basis point
+    /// of the band's edge (just inside the upper edge looks outside, just outside the lower edge
+    /// looks inside).
     RebalancingWeightRoundedUp,
     /// An order that reaches aggregation after its dealing date's cut-off is dealt on the date
     /// of its arrival, not of its receipt. Fires only when an order's message (or its

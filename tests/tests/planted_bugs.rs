@@ -147,7 +147,10 @@ fn volume_catch(bug: Bug) -> (Bug, Option<(u64, String)>) {
         cfg
     };
     let clean = caught_in(config(1));
-    assert_eq!(clean, None, "seed 1 at {members} members fails with no bug planted");
+    assert_eq!(
+        clean, None,
+        "seed 1 at {members} members fails with no bug planted"
+    );
     // One thread: a run of 120,000 members is large enough alone.
     let threads = if members > 20_000 { 1 } else { 2 };
     (bug, quietly(|| first_catch(bug, threads, config)))

@@ -210,7 +210,11 @@ fn planted_dealing_date(now: u64) -> Option<Date> {
         let date = s.dealing_date(now);
         // Planted: the last business day of a month deals the next business day.
         let month_end = date.add_business_days(1).ymd().1 != date.ymd().1;
-        return Some(if month_end { date.add_business_days(1) } else { date });
+        return Some(if month_end {
+            date.add_business_days(1)
+        } else {
+            date
+        });
     }
     None
 }

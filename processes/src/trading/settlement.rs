@@ -465,7 +465,8 @@ impl Process for Settlement {
                             due_date = Date(trade.trade_date.0 + s.settlement_lag_days);
                         }
                         if crate::plant::active(crate::plant::Bug::MondayHolidayIsBusinessDay) {
-                            due_date = lag_with_monday_holidays(trade.trade_date, s.settlement_lag_days);
+                            due_date =
+                                lag_with_monday_holidays(trade.trade_date, s.settlement_lag_days);
                         }
                         let due = due_date.at_minute(s.settlement_min + s.chase_after_min);
                         fx.timer(trade.id, due.max(ctx.now));
