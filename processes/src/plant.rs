@@ -49,10 +49,49 @@ pub enum Bug {
     /// Pricing keeps chasing a trade after the custodian has answered it: the chase re-arms
     /// for ever, and the run would never end.
     EndlessChase,
+    /// A contribution above GBP 100,000 goes through the large-payment path, which carries
+    /// whole pounds: its pence are dropped. Fires only for contributions above GBP 100,000.
+    LargeContributionInPounds,
+    /// At a price above GBP 1,000 a micro-unit is worth a visible sum, so each buyer's units
+    /// are rounded to the nearest micro-unit rather than down. Fires only for funds priced above
+    /// GBP 1,000 (and only when some share's remainder is at least a half).
+    HighPriceUnitsRoundedUp,
+    /// At a price below 10p the buy leg's units residual (under one micro-unit per order) is
+    /// taken for dust and not booked to the rounding account. Fires only for funds priced
+    /// below GBP 0.10.
+    PennyPriceResidualLost,
+    /// On the last business day of a month intake stamps orders with the next business day
+    /// (month-end processing taken to close dealing early). Fires only at month end.
+    MonthEndDealsNextDay,
+    /// Settlement's T+N skips weekends and only the bank holidays that do not fall on a Monday
+    /// (a Monday was taken for a working day). Fires only when T+N spans a Monday holiday.
+    MondayHolidayIsBusinessDay,
+    /// Intake converts the cut-off from London time with a fixed offset of one hour (British
+    /// Summer Time's), so in winter the cut-off falls at 15:00. Fires only in GMT (from the
+    /// October clock change to the March one), for orders received between 15:00 and 16:00.
+    CutOffFixedBstOffset,
+    /// Aggregation trades only the first 8,189 orders (one ledger batch) of a fund's day; the
+    /// rest are left behind. Fires only past 8,189 orders of one fund on one day.
+    BatchBoundaryDropped,
+    /// Settlement reads a trade's pending lines back one page only (8,189 transfers) and takes
+    /// that for all of them. Fires only for a trade with more than 8,189 pending lines.
+    SettlementFirstPageOnly,
+    /// Re-balancing's scan of the members' cash accounts stops after its first page. Fires only
+    /// with more than 8,189 pots.
+    RebalancingFirstPageOnly,
+    /// Re-balancing rounds a fund's weight in a pot up to the next basis point before comparing
+    /// it with the band. Fires only for a fund whose weight in a pot lies within one basis point
+    /// of the band's edge (just inside the upper edge looks outside, just outside the lower edge
+    /// looks inside).
+    RebalancingWeightRoundedUp,
+    /// An order that reaches aggregation after its dealing date's cut-off is dealt on the date
+    /// of its arrival, not of its receipt. Fires only when an order's message (or its
+    /// reservation) is delayed past the cut-off.
+    LateOrderDatedOnArrival,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 29] = [
         Bug::DuplicateAppliedTwice,
         Bug::IdFromClock,
         Bug::AllocationRoundedUp,
@@ -71,6 +110,17 @@ impl Bug {
         Bug::UnversionedReplay,
         Bug::SettlementLagCalendarDays,
         Bug::EndlessChase,
+        Bug::LargeContributionInPounds,
+        Bug::HighPriceUnitsRoundedUp,
+        Bug::PennyPriceResidualLost,
+        Bug::MonthEndDealsNextDay,
+        Bug::MondayHolidayIsBusinessDay,
+        Bug::CutOffFixedBstOffset,
+        Bug::BatchBoundaryDropped,
+        Bug::SettlementFirstPageOnly,
+        Bug::RebalancingFirstPageOnly,
+        Bug::RebalancingWeightRoundedUp,
+        Bug::LateOrderDatedOnArrival,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +143,17 @@ impl Bug {
             Bug::UnversionedReplay => "unversioned-replay",
             Bug::SettlementLagCalendarDays => "settlement-lag-calendar-days",
             Bug::EndlessChase => "endless-chase",
+            Bug::LargeContributionInPounds => "large-contribution-in-pounds",
+            Bug::HighPriceUnitsRoundedUp => "high-price-units-rounded-up",
+            Bug::PennyPriceResidualLost => "penny-price-residual-lost",
+            Bug::MonthEndDealsNextDay => "month-end-deals-next-day",
+            Bug::MondayHolidayIsBusinessDay => "monday-holiday-is-business-day",
+            Bug::CutOffFixedBstOffset => "cutoff-fixed-bst-offset",
+            Bug::BatchBoundaryDropped => "batch-boundary-dropped",
+            Bug::SettlementFirstPageOnly => "settlement-first-page-only",
+            Bug::RebalancingFirstPageOnly => "rebalancing-first-page-only",
+            Bug::RebalancingWeightRoundedUp => "rebalancing-weight-rounded-up",
+            Bug::LateOrderDatedOnArrival => "late-order-dated-on-arrival",
         }
     }
 

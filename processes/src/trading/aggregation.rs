@@ -100,7 +100,13 @@ impl Aggregation {
             return;
         }
         let stamped = order.dealing_date != Date(0);
-        let date = if stamped && !self.is_closed(order.dealing_date) {
+        let late = stamped
+            && crate::plant::active(crate::plant::Bug::LateOrderDatedOnArrival)
+            && now >= self.schedule.cutoff(order.dealing_date);
+        let date = if late {
+            // Planted: an order arriving after its cut-off deals on its arrival.
+            self.trade_date_for(now)
+        } else if stamped && !self.is_closed(order.dealing_date) {
             order.dealing_date
         } else {
             if stamped {
@@ -197,6 +203,10 @@ impl Aggregation {
         }
         for (fund, mut orders) in per_fund {
             orders.sort_by_key(|o| (o.instruction, o.leg));
+            if crate::plant::active(crate::plant::Bug::BatchBoundaryDropped) {
+                // Planted: one ledger batch of orders a trade; the rest are left behind.
+                orders.truncate(acme_ledger::BATCH_EVENTS_MAX);
+            }
             let leg_total = |side| {
                 orders
                     .iter()

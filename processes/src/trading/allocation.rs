@@ -126,7 +126,8 @@ pub fn allocate(trade: &ExternalTrade, orders: &[Order], c: &Confirmation) -> Al
     };
     let buy_fills = largest_remainder(c.buy_cash_filled, &requested(Side::Buy));
     let sell_fills = largest_remainder(c.sell_units_filled, &requested(Side::Sell));
-    let (buy_units, units_residual) = split(c.units_bought, &buy_fills);
+    let (buy_units, units_residual) =
+        planted_buy_units(c, &buy_fills).unwrap_or_else(|| split(c.units_bought, &buy_fills));
     let cash_for_sold = if crate::plant::active(crate::plant::Bug::CrossingAtWrongPrice) {
         // Planted: sellers are paid at a price 1% above the close.
         c.cash_for_sold + c.cash_for_sold / 100
@@ -159,6 +160,30 @@ pub fn allocate(trade: &ExternalTrade, orders: &[Order], c: &Confirmation) -> Al
         net_units: c.units_bought as i128 - c.sell_units_filled as i128,
         net_cash: c.buy_cash_filled as i128 - c.cash_for_sold as i128,
     }
+}
+
+/// The buyers' units under a planted price-dependent bug, when one is planted and its price
+/// condition holds.
+fn planted_buy_units(c: &Confirmation, fills: &[u64]) -> Option<(Vec<u64>, u64)> {
+    use crate::plant::{active, Bug};
+    let pound = crate::money::PRICE_SCALE;
+    let bought = fills.iter().any(|&f| f > 0);
+    if active(Bug::HighPriceUnitsRoundedUp) && c.price.0 > 1_000 * pound && bought {
+        // Planted: at a high price each share is rounded to the nearest micro-unit.
+        let sum: u128 = fills.iter().map(|&f| f as u128).sum();
+        let total = c.units_bought as u128;
+        let shares: Vec<u64> = fills
+            .iter()
+            .map(|&f| ((total * f as u128 + sum / 2) / sum) as u64)
+            .collect();
+        let given: u64 = shares.iter().sum();
+        return Some((shares, c.units_bought.saturating_sub(given)));
+    }
+    if active(Bug::PennyPriceResidualLost) && c.price.0 < pound / 10 && bought {
+        // Planted: at a penny price the residual is taken for dust and not booked.
+        return Some((split(c.units_bought, fills).0, 0));
+    }
+    None
 }
 
 fn split(total: u64, weights: &[u64]) -> (Vec<u64>, u64) {

@@ -45,6 +45,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const FLUSH_DELAY_NS: u64 = NS_PER_MIN / 60 / 20; // 50 ms
 /// Largest single contribution or investment taken (a sanity bound, £10m).
 pub const INSTRUCTION_CASH_MAX_PENCE: u64 = 1_000_000_000;
+/// Contributions above GBP 100,000 are large payments (the planted
+/// `large-contribution-in-pounds` deals with them apart).
+const LARGE_PAYMENT_PENCE: u64 = 10_000_000;
 /// Largest single sale taken (10 million units).
 pub const INSTRUCTION_UNITS_MAX: u64 = 10_000_000 * acme_ledger::chart::UNITS_SCALE;
 
@@ -189,6 +192,33 @@ pub struct Intake {
     closed_through: Date,
 }
 
+/// The dealing date under a planted dealing-date bug, if one is planted.
+fn planted_dealing_date(now: u64) -> Option<Date> {
+    use crate::plant::{active, Bug};
+    let s = Schedule::default();
+    if active(Bug::CutOffFixedBstOffset) {
+        // Planted: London taken for UTC+1 all year (right only in summer).
+        let today = crate::calendar::london_date(now);
+        let before = now < today.at_minute(s.cutoff_min - 60);
+        return Some(if today.is_business_day() && before {
+            today
+        } else {
+            today.add_business_days(1)
+        });
+    }
+    if active(Bug::MonthEndDealsNextDay) {
+        let date = s.dealing_date(now);
+        // Planted: the last business day of a month deals the next business day.
+        let month_end = date.add_business_days(1).ymd().1 != date.ymd().1;
+        return Some(if month_end {
+            date.add_business_days(1)
+        } else {
+            date
+        });
+    }
+    None
+}
+
 impl Intake {
     pub fn new(funds: Vec<FundId>, profiles: usize) -> Intake {
         Intake {
@@ -210,7 +240,7 @@ impl Intake {
     /// The dealing date of a leg received at `now`: by the published cut-off, but never a date
     /// already closed (operations may run a cut-off early; what comes after it deals next).
     fn dealing_date(&self, now: u64) -> Date {
-        let date = Schedule::default().dealing_date(now);
+        let date = planted_dealing_date(now).unwrap_or(Schedule::default().dealing_date(now));
         if date <= self.closed_through {
             self.closed_through.add_business_days(1)
         } else {
@@ -392,7 +422,13 @@ impl Intake {
                     });
                     account_ids.push(id);
                 }
-                InstructionKind::Contribute { cash_pence } => {
+                InstructionKind::Contribute { mut cash_pence } => {
+                    if cash_pence > LARGE_PAYMENT_PENCE
+                        && crate::plant::active(crate::plant::Bug::LargeContributionInPounds)
+                    {
+                        // Planted: the large-payment path carries whole pounds.
+                        cash_pence = cash_pence / 100 * 100;
+                    }
                     transfers.push(Transfer {
                         id: transfer_id(Step::Contribution, Domain::Instruction, id, 0),
                         debit_account_id: chart::house(AccountKind::Bank, LEDGER_CASH_GBP),

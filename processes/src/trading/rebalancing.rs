@@ -185,7 +185,11 @@ pub fn plan_one(
     let mut out_of_band = false;
     let mut excess = [0i64; MODEL_FUNDS];
     for i in 0..MODEL_FUNDS {
-        let weight_bp = (values[i] as u128 * 10_000 / total as u128) as i64;
+        let mut weight_bp = (values[i] as u128 * 10_000 / total as u128) as i64;
+        if crate::plant::active(crate::plant::Bug::RebalancingWeightRoundedUp) {
+            // Planted: the weight rounded up to the next basis point.
+            weight_bp = (values[i] as u128 * 10_000).div_ceil(total as u128) as i64;
+        }
         if (weight_bp - model.target_bp[i] as i64).unsigned_abs() > set.band_bp as u64 {
             out_of_band = true;
         }
@@ -383,7 +387,9 @@ impl Rebalancing {
             chunk += 1;
         }
         pass.lookups += chunk;
-        if accounts.len() == QUERY_RESULTS_MAX as usize {
+        let full = accounts.len() == QUERY_RESULTS_MAX as usize;
+        // Planted: the scan stops after its first page.
+        if full && !crate::plant::active(crate::plant::Bug::RebalancingFirstPageOnly) {
             let next = accounts.last().expect("full page").timestamp + 1;
             self.scan(date, page + 1, next, fx);
         } else {

@@ -230,7 +230,9 @@ impl Settlement {
                 LedgerRequest::CreateTransfers(posts),
             );
         }
-        if transfers.len() as u64 == QUERY_RESULTS_MAX as u64 {
+        let full = transfers.len() as u64 == QUERY_RESULTS_MAX as u64;
+        // Planted: the first page taken for all of the trade's lines.
+        if full && !crate::plant::active(crate::plant::Bug::SettlementFirstPageOnly) {
             let next = transfers.last().expect("full page").timestamp + 1;
             self.query(trade_id, page + 1, next, fx);
         } else {
@@ -404,6 +406,19 @@ impl Settlement {
     }
 }
 
+/// The planted `monday-holiday-is-business-day`: T+N skipping weekends and the bank holidays
+/// that do not fall on a Monday.
+fn lag_with_monday_holidays(trade_date: Date, lag: u32) -> Date {
+    let mut d = trade_date;
+    for _ in 0..lag {
+        d = d.next_day();
+        while d.weekday() >= 5 || (crate::calendar::is_bank_holiday(d) && d.weekday() != 0) {
+            d = d.next_day();
+        }
+    }
+    d
+}
+
 impl Process for Settlement {
     fn name(&self) -> &'static str {
         "settlement"
@@ -448,6 +463,10 @@ impl Process for Settlement {
                         if crate::plant::active(crate::plant::Bug::SettlementLagCalendarDays) {
                             // Planted: T+N counted in calendar days.
                             due_date = Date(trade.trade_date.0 + s.settlement_lag_days);
+                        }
+                        if crate::plant::active(crate::plant::Bug::MondayHolidayIsBusinessDay) {
+                            due_date =
+                                lag_with_monday_holidays(trade.trade_date, s.settlement_lag_days);
                         }
                         let due = due_date.at_minute(s.settlement_min + s.chase_after_min);
                         fx.timer(trade.id, due.max(ctx.now));
