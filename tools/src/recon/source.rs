@@ -18,7 +18,7 @@ use acme_processes::recon::replay::{partitions_for, Replay, Set, Spill};
 use acme_processes::recon::source::{latest_timestamp, scan_ledger, ScanStats};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// What the ledger is as of and how to read its dates, wherever it came from.
@@ -87,12 +87,14 @@ impl Spill for FileSpill {
                 let path = self.dir.join(format!("{set:?}-{part}").to_lowercase());
                 let f = File::create(&path)
                     .map_err(|e| format!("{}: cannot create: {e}", shown(&path)))?;
-                v.insert(BufWriter::with_capacity(1 << 16, f))
+                v.insert(BufWriter::with_capacity(1 << 18, f))
             }
         };
         let len = u8::try_from(record.len()).map_err(|_| "a spill record over 255 bytes")?;
-        w.write_all(&[len])
-            .and_then(|_| w.write_all(record))
+        let mut framed = [0u8; 256];
+        framed[0] = len;
+        framed[1..=record.len()].copy_from_slice(record);
+        w.write_all(&framed[..=record.len()])
             .map_err(|e| format!("spill {set:?} {part}: cannot write: {e}"))
     }
 
@@ -110,19 +112,33 @@ impl Spill for FileSpill {
         }
         let path = self.path(set, part);
         let file = File::open(&path).map_err(|e| format!("{}: cannot read: {e}", shown(&path)))?;
-        let mut r = BufReader::with_capacity(1 << 16, file);
-        let mut buf = [0u8; 256];
+        let cannot = |e: std::io::Error| format!("{}: cannot read: {e}", shown(&path));
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        let mut straddling = [0u8; 256];
         loop {
-            let mut len = [0u8; 1];
-            match r.read(&mut len) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => return Err(format!("{}: cannot read: {e}", shown(&path))),
+            // The records wholly in the buffer are handed out from it; the one that straddles
+            // its end (if any) is read on its own.
+            let buf = r.fill_buf().map_err(cannot)?;
+            if buf.is_empty() {
+                break;
             }
-            let body = &mut buf[..len[0] as usize];
-            r.read_exact(body)
-                .map_err(|e| format!("{}: cannot read: {e}", shown(&path)))?;
-            f(body)?;
+            let mut used = 0;
+            while let Some(&len) = buf.get(used) {
+                let end = used + 1 + usize::from(len);
+                let Some(body) = buf.get(used + 1..end) else {
+                    break;
+                };
+                f(body)?;
+                used = end;
+            }
+            r.consume(used);
+            if used == 0 {
+                let mut len = [0u8; 1];
+                r.read_exact(&mut len).map_err(cannot)?;
+                let body = &mut straddling[..usize::from(len[0])];
+                r.read_exact(body).map_err(cannot)?;
+                f(body)?;
+            }
         }
         drop(r);
         let _ = std::fs::remove_file(&path);
@@ -443,4 +459,37 @@ pub fn read_tigerbeetle(_: u128, addresses: &str, _: &Dating) -> Result<LedgerRe
         "--tigerbeetle {addresses}: this acme was built without TigerBeetle (cargo build \
          --features tigerbeetle)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records of every length, many times a read buffer, come back as appended: those that
+    /// straddle the buffer's end included.
+    #[test]
+    fn the_file_spill_gives_back_every_record_as_appended() {
+        let parent = std::env::temp_dir().join(format!("acme-spill-test-{}", std::process::id()));
+        let mut spill = FileSpill::new(Some(&parent)).unwrap();
+        let record = |i: usize| -> Vec<u8> { (0..i % 256).map(|j| (i + j) as u8).collect() };
+        let n = 40_000; // ~5 MiB: several 1 MiB buffers
+        for i in 0..n {
+            spill.append(Set::Effects, 3, &record(i)).unwrap();
+            spill.append(Set::Accounts, 0, &record(n - i)).unwrap();
+        }
+        for (set, part, at) in [(Set::Effects, 3, 0), (Set::Accounts, 0, n)] {
+            let mut i = 0;
+            spill
+                .read(set, part, &mut |r| {
+                    let want = if at == 0 { record(i) } else { record(at - i) };
+                    assert_eq!(r, &want[..], "{set:?} record {i}");
+                    i += 1;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(i, n);
+        }
+        drop(spill);
+        let _ = std::fs::remove_dir_all(&parent);
+    }
 }
