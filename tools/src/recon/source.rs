@@ -231,15 +231,18 @@ pub fn read_export(dir: &Path, spill_dir: Option<&Path>) -> Result<LedgerRead, S
         .map_err(|e| format!("{}: cannot read: {e}", shown(&accounts_path)))?;
     let bar = progress(manifest.accounts);
     let mut n: u64 = 0;
-    let count = read_accounts(BufReader::with_capacity(1 << 20, file), |a| {
-        scan.account(&a);
-        n += 1;
-        if n.is_multiple_of(65_536) {
-            if let Some(b) = &bar {
-                b.set_position(n);
+    let count = pipelined(
+        |give| read_accounts(BufReader::with_capacity(1 << 20, file), give),
+        |a| {
+            scan.account(&a);
+            n += 1;
+            if n.is_multiple_of(65_536) {
+                if let Some(b) = &bar {
+                    b.set_position(n);
+                }
             }
-        }
-    })
+        },
+    )
     .map_err(|e| export_error(&accounts_path, e))?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -248,9 +251,10 @@ pub fn read_export(dir: &Path, spill_dir: Option<&Path>) -> Result<LedgerRead, S
     let transfers_path = dir.join(TRANSFERS_FILE);
     let file = File::open(&transfers_path)
         .map_err(|e| format!("{}: cannot read: {e}", shown(&transfers_path)))?;
-    let count = read_transfers(BufReader::with_capacity(1 << 20, file), |t| {
-        scan.transfer(&t)
-    })
+    let count = pipelined(
+        |give| read_transfers(BufReader::with_capacity(1 << 20, file), give),
+        |t| scan.transfer(&t),
+    )
     .map_err(|e| export_error(&transfers_path, e))?;
     check_count(&manifest_path, "transfers", manifest.transfers, count)?;
     Ok(LedgerRead {
@@ -259,6 +263,43 @@ pub fn read_export(dir: &Path, spill_dir: Option<&Path>) -> Result<LedgerRead, S
         facts: scan.finish()?,
         source: shown(dir),
         stats: None,
+    })
+}
+
+/// Runs `read` (reading and decoding a file, checksums included) on a thread of its own while
+/// `take` (the scan and its replay) has each record on this one: the two halves of the work on
+/// the two cores. Records go over in batches through a bounded channel, so memory stays a few
+/// batches, and in the order read. `read`'s result is returned once `take` has had everything
+/// it gave; a record given before an error is found (the file's checksum is checked at its end)
+/// has been taken, as it would be on one thread, and the error still fails the whole run.
+fn pipelined<T: Send, R: Send>(
+    read: impl FnOnce(&mut dyn FnMut(T)) -> R + Send,
+    mut take: impl FnMut(T),
+) -> R {
+    const BATCH: usize = 4_096;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(8);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let result = read(&mut |t| {
+                batch.push(t);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // A closed channel means this side's taker is gone (it panicked); the
+                    // reader then only finishes, and the panic is what is reported.
+                    let _ = tx.send(full);
+                }
+            });
+            let _ = tx.send(batch);
+            result
+        });
+        for batch in rx {
+            batch.into_iter().for_each(&mut take);
+        }
+        match reader.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     })
 }
 
