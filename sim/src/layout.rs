@@ -18,21 +18,21 @@ pub const ACCOUNT_CUSTODIAN_UNSETTLED: u16 = 21;
 pub const CASH_LEDGER: u32 = 1;
 const FUND_LEDGER_BASE: u32 = 1000;
 
-/// Transfer codes (the step that made a transfer), as documented.
-pub const BUY_RESERVE_POST: u16 = 3;
+/// Transfer codes (the step that made a transfer), as documented. A post or void of a pending
+/// transfer keeps the pending one's code (its own step is only in its id): a reservation's post
+/// has the reservation's code, a line's settlement post or amendment void the line's.
+pub const BUY_RESERVE: u16 = 2;
+pub const SELL_RESERVE: u16 = 14;
 pub const BUY_UNITS_ALLOCATE: u16 = 5;
 pub const BUY_UNITS_ROUNDING: u16 = 6;
 pub const TRADE_CASH_TO_CUSTODIAN: u16 = 7;
 pub const TRADE_UNITS_FROM_CUSTODIAN: u16 = 8;
-pub const SETTLE_POST: u16 = 9;
 pub const SETTLE_CUSTODIAN_UNITS: u16 = 10;
 pub const SETTLE_CUSTODIAN_CASH: u16 = 11;
 pub const TRADE_CASH_FROM_CUSTODIAN: u16 = 12;
 pub const TRADE_UNITS_TO_CUSTODIAN: u16 = 13;
-pub const SELL_RESERVE_POST: u16 = 15;
 pub const SELL_CASH_ALLOCATE: u16 = 16;
 pub const SELL_CASH_ROUNDING: u16 = 17;
-pub const AMEND_VOID: u16 = 18;
 
 /// Transfer flags (TigerBeetle's bits).
 const FLAG_PENDING: u16 = 1 << 1;
@@ -116,20 +116,18 @@ mod tests {
             }
         }
         let steps = [
-            (Step::BuyReservePost, BUY_RESERVE_POST),
+            (Step::BuyReserve, BUY_RESERVE),
+            (Step::SellReserve, SELL_RESERVE),
             (Step::BuyUnitsAllocate, BUY_UNITS_ALLOCATE),
             (Step::BuyUnitsRounding, BUY_UNITS_ROUNDING),
             (Step::TradeCashToCustodian, TRADE_CASH_TO_CUSTODIAN),
             (Step::TradeUnitsFromCustodian, TRADE_UNITS_FROM_CUSTODIAN),
-            (Step::SettlePost, SETTLE_POST),
             (Step::SettleCustodianUnits, SETTLE_CUSTODIAN_UNITS),
             (Step::SettleCustodianCash, SETTLE_CUSTODIAN_CASH),
             (Step::TradeCashFromCustodian, TRADE_CASH_FROM_CUSTODIAN),
             (Step::TradeUnitsToCustodian, TRADE_UNITS_TO_CUSTODIAN),
-            (Step::SellReservePost, SELL_RESERVE_POST),
             (Step::SellCashAllocate, SELL_CASH_ALLOCATE),
             (Step::SellCashRounding, SELL_CASH_ROUNDING),
-            (Step::AmendVoid, AMEND_VOID),
         ];
         for (step, code) in steps {
             assert_eq!(step.code(), code, "{step:?}");

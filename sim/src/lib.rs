@@ -13,7 +13,8 @@
 //!   exercised (instruction paths, custodian outcomes, faults), which a swarm checks.
 //! - [`settle_watch`]: every pot of a trade the custodian settled, against the model, once the
 //!   ledger has booked it; [`trade_watch`]: each allocated trade's trading accounts flat, after
-//!   every event; [`layout`]: the simulator's own reading of the ledger's documented layout.
+//!   every event; [`trade_recon`]: each trade rebuilt from the custodian's books, against the
+//!   ledger, at the end of day; [`layout`]: the simulator's own reading of the ledger's documented layout.
 //! - [`holdings`]: the opening pots members bring, so every path is open from the first day.
 //! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
 //!   EIO), behind the durable store's `Storage` port.
@@ -43,6 +44,7 @@ pub mod rng;
 pub mod settle_watch;
 pub mod summary;
 pub mod trace;
+pub mod trade_recon;
 pub mod trade_watch;
 mod valuation;
 pub mod world;

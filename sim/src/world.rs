@@ -690,6 +690,7 @@ pub struct World {
     pub(crate) allocated_notices: Vec<(TradeId, u32)>,
     pub(crate) trade_watch: crate::trade_watch::TradeWatch,
     pub(crate) settle_watch: crate::settle_watch::SettleWatch,
+    pub(crate) trade_recon: crate::trade_recon::TradeRecon,
     pub(crate) stats: Stats,
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
@@ -853,6 +854,7 @@ impl World {
             allocated_notices: Vec::new(),
             trade_watch: Default::default(),
             settle_watch: Default::default(),
+            trade_recon: Default::default(),
             stats: Stats::default(),
             violations: Vec::new(),
             violation_count: 0,
@@ -1873,6 +1875,8 @@ impl World {
                 &event,
             );
         }
+        // Oracle (c): each trade, from the custodian's books with the simulator's own arithmetic.
+        self.reconcile_trades(&event);
         // Oracle (b): every pot equals the reference model.
         let members: Vec<(u64, u64)> = self.oracle.members().map(|(&m, &c)| (m, c)).collect();
         for chunk in members.chunks(acme_ledger::BATCH_EVENTS_MAX) {
@@ -2153,7 +2157,7 @@ impl World {
             oracle_days_skipped: self.oracle_days.skipped,
             settled_pots: self.settle_watch.coverage,
             trade_checks: self.trade_watch.checks,
-            trades_reconciled: 0,
+            trades_reconciled: self.trade_recon.compared,
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
             storage: self.ledger.inner.storage_summary(),
