@@ -201,3 +201,101 @@ impl World {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acme_ledger::TransferFlags;
+
+    const TRADE: TradeId = 0x4fea00002;
+
+    fn transfer(
+        id: u128,
+        debit: u128,
+        credit: u128,
+        amount: u128,
+        flags: TransferFlags,
+    ) -> Transfer {
+        Transfer {
+            id,
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount,
+            user_data_128: TRADE as u128,
+            flags,
+            ..Transfer::default()
+        }
+    }
+
+    fn net(w: &TradeWatch, account: u128) -> i128 {
+        w.net.get(&(TRADE, account)).copied().unwrap_or(0)
+    }
+
+    /// A buy: the reservation's post brings cash in, the net goes to the custodian; the units
+    /// come in and go out as a pending line, which settlement posts (no change) and an
+    /// amendment voids (the promise taken back).
+    #[test]
+    fn a_trade_nets_to_zero_through_its_life_and_not_before() {
+        let cash = layout::house_account(layout::ACCOUNT_TRADING, layout::CASH_LEDGER);
+        let units = layout::house_account(layout::ACCOUNT_TRADING, layout::fund_ledger(1));
+        let custodian = layout::house_account(layout::ACCOUNT_CUSTODIAN_UNSETTLED, 1);
+        let member = 2u128 << 112 | 7;
+        let mut w = TradeWatch::default();
+        let mut none = |_| None;
+        let post = transfer(1, member, cash, 500, TransferFlags::POST_PENDING_TRANSFER);
+        w.applied(
+            &Transfer {
+                pending_id: 99,
+                ..post
+            },
+            &mut none,
+        );
+        assert_eq!(net(&w, cash), 500, "the buyer's cash is in");
+        w.applied(
+            &transfer(2, cash, custodian, 500, TransferFlags::NONE),
+            &mut none,
+        );
+        w.applied(
+            &transfer(3, custodian, units, 40, TransferFlags::NONE),
+            &mut none,
+        );
+        assert_eq!((net(&w, cash), net(&w, units)), (0, 40));
+        w.applied(
+            &transfer(4, units, member, 40, TransferFlags::PENDING),
+            &mut none,
+        );
+        assert_eq!(net(&w, units), 0, "promised out");
+        // The same transfer applied again (a retry after a lost answer) counts once.
+        w.applied(
+            &transfer(4, units, member, 40, TransferFlags::PENDING),
+            &mut none,
+        );
+        assert_eq!(net(&w, units), 0);
+        let void = transfer(5, 0, 0, 0, TransferFlags::VOID_PENDING_TRANSFER);
+        w.applied(
+            &Transfer {
+                pending_id: 4,
+                ..void
+            },
+            &mut none,
+        );
+        assert_eq!(net(&w, units), 40, "the void took the promise back");
+        w.applied(
+            &transfer(6, units, member, 41, TransferFlags::PENDING),
+            &mut none,
+        );
+        assert_eq!(net(&w, units), -1, "one unit more promised than came in");
+        let settle = transfer(7, 0, 0, 41, TransferFlags::POST_PENDING_TRANSFER);
+        w.applied(
+            &Transfer {
+                pending_id: 6,
+                ..settle
+            },
+            &mut none,
+        );
+        assert_eq!(net(&w, units), -1, "a post of a promise moves nothing more");
+        let found = w.check(|_, _| true);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(w.check(|_, _| true).is_empty(), "checked once per touch");
+    }
+}
