@@ -11,6 +11,10 @@
 //!   largest pieces of work were split over ledger batches and pages.
 //! - [`trace`]: the rolling trace hash; [`summary`]: what a run reports; [`coverage`]: what it
 //!   exercised (instruction paths, custodian outcomes, faults), which a swarm checks.
+//! - [`settle_watch`]: every pot of a trade the custodian settled, against the model, once the
+//!   ledger has booked it; [`trade_watch`]: each allocated trade's trading accounts flat, after
+//!   every event; [`trade_recon`]: each trade rebuilt from the custodian's books, against the
+//!   ledger, at the end of day; [`layout`]: the simulator's own reading of the ledger's documented layout.
 //! - [`holdings`]: the opening pots members bring, so every path is open from the first day.
 //! - [`disk`]: the simulated disk that lies (power loss, torn and misdirected writes, bit flips,
 //!   EIO), behind the durable store's `Storage` port.
@@ -29,6 +33,7 @@ pub mod disk;
 pub mod durable;
 pub mod export;
 pub mod holdings;
+pub mod layout;
 pub mod market;
 pub mod members;
 pub mod oracle;
@@ -36,8 +41,11 @@ pub mod paging;
 mod partition;
 pub mod release;
 pub mod rng;
+pub mod settle_watch;
 pub mod summary;
 pub mod trace;
+pub mod trade_recon;
+pub mod trade_watch;
 mod valuation;
 pub mod world;
 

@@ -605,6 +605,20 @@ impl Oracle {
             .unwrap_or(0)
     }
 
+    /// Per fund, the members with an order in a trade settling on `date` (before it settles).
+    pub fn members_settling(
+        &self,
+        date: Date,
+    ) -> BTreeMap<FundId, std::collections::BTreeSet<MemberId>> {
+        let mut out: BTreeMap<FundId, std::collections::BTreeSet<MemberId>> = BTreeMap::new();
+        for t in self.trades.values().filter(|t| t.settle_date == date) {
+            out.entry(t.fund)
+                .or_default()
+                .extend(t.orders.iter().map(|o| o.member));
+        }
+        out
+    }
+
     /// Every (member, fund) the model holds units for, in order.
     pub fn holdings(&self) -> impl Iterator<Item = (&(MemberId, FundId), &Units)> {
         self.units.iter()

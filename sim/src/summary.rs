@@ -63,6 +63,13 @@ pub struct Summary {
     /// in flight); a skip is made up by a later day's, or the run's end, or the run fails.
     pub oracle_days_checked: u64,
     pub oracle_days_skipped: u64,
+    /// The per-settlement pot check: pots compared when their trade's settlement was booked,
+    /// and pots left to the end-of-day oracle.
+    pub settled_pots: crate::settle_watch::SettleCoverage,
+    /// Checks of an allocated trade's trading accounts (`trade_trading_flat`), and trades the
+    /// simulator's own reconciliation compared with the custodian's books.
+    pub trade_checks: u64,
+    pub trades_reconciled: u64,
     pub contributed_pence: u64,
     /// Wall time of the run, filled in by the command that ran it (the simulator has no clock).
     pub wall_ms: u64,
@@ -275,6 +282,13 @@ impl Summary {
             s,
             "oracle days    {} checked, {} skipped (a message in flight at the end of day)",
             self.oracle_days_checked, self.oracle_days_skipped
+        );
+        let p = self.settled_pots;
+        let _ = writeln!(
+            s,
+            "settled pots   {} checked at settlement, {} left to the end of day, {} waits; \
+             {} per-trade flat checks, {} trades reconciled",
+            p.pots_checked, p.pots_deferred, p.waits, self.trade_checks, self.trades_reconciled
         );
         let _ = write!(s, "coverage\n{}", self.coverage.human());
         let _ = writeln!(s, "wall time      {} ms", self.wall_ms);

@@ -25,8 +25,7 @@ use acme_ledger::{
 use acme_processes::calendar::{Date, Schedule, Ts, NS_PER_MIN};
 use acme_processes::host::{Delivery, Host, Io, MemStore, ProcessStore, Ticket};
 use acme_processes::messages::{
-    msg_id, Advance, Instruction, InstructionKind, InstructionState, Message, MsgKind, Origin,
-    TradeId,
+    msg_id, Instruction, InstructionKind, InstructionState, Message, MsgKind, Origin, TradeId,
 };
 use acme_processes::process::Process;
 use acme_processes::process::{Alert, Envelope, LedgerReply, LedgerRequest, Service};
@@ -282,6 +281,10 @@ pub fn scan_accounts(ledger: &mut dyn Ledger) -> Result<Vec<Account>, LedgerErro
 pub struct SimLedger {
     pub(crate) inner: Box<dyn SimBackend>,
     touched: BTreeSet<u128>,
+    /// Transfers of trades the ledger applied during this event (for `crate::trade_watch`).
+    pub(crate) applied: Vec<Transfer>,
+    /// Transfers of trades in a batch whose answer was lost: applied, perhaps.
+    pub(crate) uncertain: BTreeSet<u128>,
     pub transfers_submitted: u64,
     pub transfers_applied: u64,
 }
@@ -342,7 +345,8 @@ impl Ledger for SimLedger {
     ) -> Result<Vec<CreateTransferResult>, LedgerError> {
         self.note(batch);
         self.transfers_submitted += batch.len() as u64;
-        let results = self.inner.create_transfers(batch)?;
+        let results = self.inner.create_transfers(batch);
+        let results = crate::trade_watch::note_applied(self, batch, results)?;
         self.transfers_applied += results
             .iter()
             .filter(|r| **r == CreateTransferResult::Ok)
@@ -422,7 +426,7 @@ struct WorldIo<'a> {
     trace: &'a mut Trace,
     alerts: &'a mut Vec<(Ts, Alert)>,
     stats: &'a mut Stats,
-    settled_notices: &'a mut Vec<(TradeId, Vec<Advance>)>,
+    allocated_notices: &'a mut Vec<(TradeId, u32)>,
     fault_rng: &'a mut SimRng,
     now: Ts,
     boundaries: &'a mut BTreeMap<Service, u64>,
@@ -531,17 +535,12 @@ impl Io for WorldIo<'_> {
     }
 
     fn send(&mut self, now: Ts, envelope: Envelope) {
-        if let (
-            Service::Settlement,
-            Message::InstructionsAdvanced {
-                orders,
-                state: InstructionState::Settled,
-            },
-        ) = (envelope.from, &envelope.body)
+        if let Message::TradeAllocated {
+            trade, revision, ..
+        } = &envelope.body
         {
-            // The cause of a settlement notice is its trade.
-            let trade_id = (envelope.id >> 56) as TradeId;
-            self.settled_notices.push((trade_id, orders.clone()));
+            // Pricing announces an allocation once every batch of it is booked.
+            self.allocated_notices.push((trade.id, *revision));
         }
         bus_send(
             now,
@@ -688,7 +687,10 @@ pub struct World {
     pub(crate) checker: Checker,
     pub(crate) alerts: Vec<(Ts, Alert)>,
     pub(crate) alerts_seen: usize,
-    pub(crate) settled_notices: Vec<(TradeId, Vec<Advance>)>,
+    pub(crate) allocated_notices: Vec<(TradeId, u32)>,
+    pub(crate) trade_watch: crate::trade_watch::TradeWatch,
+    pub(crate) settle_watch: crate::settle_watch::SettleWatch,
+    pub(crate) trade_recon: crate::trade_recon::TradeRecon,
     pub(crate) stats: Stats,
     pub(crate) violations: Vec<Violation>,
     pub(crate) violation_count: u64,
@@ -823,6 +825,8 @@ impl World {
             ledger: SimLedger {
                 inner: ledger,
                 touched: BTreeSet::new(),
+                applied: Vec::new(),
+                uncertain: BTreeSet::new(),
                 transfers_submitted: 0,
                 transfers_applied: 0,
             },
@@ -847,7 +851,10 @@ impl World {
             checker: Checker::default(),
             alerts: Vec::new(),
             alerts_seen: 0,
-            settled_notices: Vec::new(),
+            allocated_notices: Vec::new(),
+            trade_watch: Default::default(),
+            settle_watch: Default::default(),
+            trade_recon: Default::default(),
             stats: Stats::default(),
             violations: Vec::new(),
             violation_count: 0,
@@ -1050,7 +1057,7 @@ impl World {
                 trace: &mut self.trace,
                 alerts: &mut self.alerts,
                 stats: &mut self.stats,
-                settled_notices: &mut self.settled_notices,
+                allocated_notices: &mut self.allocated_notices,
                 fault_rng: &mut self.fault_rng,
                 now: self.now,
                 boundaries: &mut self.boundaries,
@@ -1101,7 +1108,7 @@ impl World {
         );
     }
 
-    fn send_settlement(&mut self, p: &crate::custodian::PricedTrade, spontaneous: bool) {
+    pub(crate) fn send_settlement(&mut self, p: &crate::custodian::PricedTrade, spontaneous: bool) {
         self.custodian_or_scheduler_send(
             Envelope {
                 id: msg_id(MsgKind::TradeSettled, p.trade.id, 0),
@@ -1355,16 +1362,7 @@ impl World {
                     self.send_confirmation(c, true);
                 }
             }
-            Event::SettlementDay(date) => {
-                self.oracle.settlement(date);
-                for p in self.custodian.settle_due(date) {
-                    let lag = self.cfg.schedule.settlement_lag_days;
-                    if p.settle_date > self.calendar.add_business_days(p.trade.trade_date, lag) {
-                        *self.trade_counts.entry("late_settlement").or_default() += 1;
-                    }
-                    self.send_settlement(&p, true);
-                }
-            }
+            Event::SettlementDay(date) => self.settlement_day(date),
             Event::EndOfDay(date) => self.end_of_day(date),
             Event::Deliver(envelope) => {
                 self.queue.in_flight_messages -= 1;
@@ -1736,36 +1734,7 @@ impl World {
         for v in std::mem::take(&mut self.checker.found) {
             self.record(v, event);
         }
-        for (trade_id, orders) in std::mem::take(&mut self.settled_notices) {
-            self.check_settled_pots(trade_id, &orders, event);
-        }
-    }
-
-    /// After a trade settles: the pots of its members, in its fund, equal the reference model
-    /// (members with another trade of the fund settling the same day are left to the end of day,
-    /// as that trade may not have settled yet).
-    fn check_settled_pots(&mut self, trade_id: TradeId, orders: &[Advance], event: &str) {
-        let fund = acme_processes::messages::trade_fund(trade_id);
-        let today = Date::of(self.now);
-        let pots: BTreeSet<(u64, FundId)> = orders
-            .iter()
-            .map(|a| {
-                (
-                    acme_processes::messages::instruction_member(a.instruction),
-                    fund,
-                )
-            })
-            .filter(|&(m, f)| self.oracle.settling(today, m, f) == 1)
-            // An amendment on its way to the ledger moves pending units the model moved already.
-            .filter(|&(_, f)| {
-                let amending = |t: &TradeId| self.custodian.trade(*t).is_some_and(|t| t.fund == f);
-                !self.amending.keys().any(amending)
-            })
-            .collect();
-        let pots: Vec<(u64, FundId)> = pots.into_iter().collect();
-        // Reservations are left to the end of day: the model takes a day's sells when the day is
-        // planned, the platform when they arrive.
-        self.compare_units(&pots, false, event);
+        self.watch_trades(event);
     }
 
     /// The accounts of `ids` (at most one batch) that exist, by id.
@@ -1776,7 +1745,12 @@ impl World {
             .collect()
     }
 
-    fn compare_units(&mut self, pots: &[(u64, FundId)], with_reserved: bool, event: &str) {
+    pub(crate) fn compare_units(
+        &mut self,
+        pots: &[(u64, FundId)],
+        with_reserved: bool,
+        event: &str,
+    ) {
         for chunk in pots.chunks(acme_ledger::BATCH_EVENTS_MAX) {
             let ids: Vec<u128> = chunk
                 .iter()
@@ -1901,6 +1875,8 @@ impl World {
                 &event,
             );
         }
+        // Oracle (c): each trade, from the custodian's books with the simulator's own arithmetic.
+        self.reconcile_trades(&event);
         // Oracle (b): every pot equals the reference model.
         let members: Vec<(u64, u64)> = self.oracle.members().map(|(&m, &c)| (m, c)).collect();
         for chunk in members.chunks(acme_ledger::BATCH_EVENTS_MAX) {
@@ -1974,6 +1950,7 @@ impl World {
             self.oracle_days.ran();
             self.business_oracles(event);
         }
+        self.settle_watch.finish();
         if let Some(why) = self.oracle_days.verdict() {
             self.violation("oracles_ran", why, event);
         }
@@ -2178,6 +2155,9 @@ impl World {
             liveness_failures: self.liveness_failures,
             oracle_days_checked: self.oracle_days.checked,
             oracle_days_skipped: self.oracle_days.skipped,
+            settled_pots: self.settle_watch.coverage,
+            trade_checks: self.trade_watch.checks,
+            trades_reconciled: self.trade_recon.compared,
             contributed_pence: self.oracle.total_contributed(),
             wall_ms: 0,
             storage: self.ledger.inner.storage_summary(),
