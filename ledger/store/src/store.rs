@@ -168,17 +168,13 @@ impl<S: Storage> Store<S> {
         config: Config,
         replay: &mut dyn Replay,
     ) -> Result<(Store<S>, Recovery), StoreError> {
-        let copies = read_superblock(&mut storage)?;
-        let sb = copies.newest().map_err(|reason| {
-            StoreError::Corrupt(Corruption {
-                file: superblock::FILE.into(),
-                offset: 0,
-                seq: None,
-                reason: reason.into(),
-            })
-        })?;
-        let superblock_note = superblock_note(&copies, &sb);
-        let segs = scan::segments(&mut storage)?;
+        // The same first step as the read-only stream takes (`stream::locate`).
+        let crate::stream::Located {
+            superblock: sb,
+            superblock_note,
+            segments: segs,
+            ..
+        } = crate::stream::locate(&mut storage)?;
         let (cp, checkpoint_fallback) = restore_checkpoint(&mut storage, &sb, replay)?;
         let from = scan_from(&segs, &sb, cp)?;
         let mut replayed = 0;
