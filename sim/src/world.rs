@@ -432,6 +432,7 @@ struct WorldIo<'a> {
     partition: Option<Partition>,
     pipes: &'a mut BTreeMap<Service, LedgerPipe>,
     ledger_rng: &'a mut SimRng,
+    bus: &'a mut crate::bus::Bus,
 }
 
 /// A host on its way up: its crash points draw no crash of their own (a recovery that resends
@@ -531,6 +532,11 @@ impl Io for WorldIo<'_> {
     }
 
     fn send(&mut self, now: Ts, envelope: Envelope) {
+        if let Message::Ack { id } = envelope.body {
+            // The host's acknowledgement reaches its broker, whatever becomes of its copy on
+            // the way to the sender.
+            self.bus.acknowledged(envelope.from, id);
+        }
         if let (
             Service::Settlement,
             Message::InstructionsAdvanced {
@@ -715,8 +721,8 @@ pub struct World {
     events_at_now: u64,
     /// The run was stopped by `run_overrun`.
     overran: bool,
-    /// Messages offered to a host while it was down, kept by the broker until it is back.
-    pub(crate) parked: BTreeMap<Service, Vec<Envelope>>,
+    /// What the broker delivered to a host and the host has not acknowledged (`bus`).
+    pub(crate) bus: crate::bus::Bus,
     /// Today's network partition, if any.
     pub(crate) partition: Option<Partition>,
     pub(crate) pipes: BTreeMap<Service, LedgerPipe>,
@@ -745,7 +751,7 @@ pub const DRAIN_BUSINESS_DAYS_MAX: u32 = 15;
 /// has about a million events in all, spread over its hours).
 pub const EVENTS_AT_ONE_INSTANT_MAX: u64 = 2_000_000;
 
-/// How long after a stopped consumer is back the bus offers it what it kept (see `World::parked`).
+/// How long after a stopped consumer is back the bus offers it what it kept (see `World::bus`).
 pub const REDELIVERY_NS: Ts = 500 * 1_000_000;
 
 /// How long a host waits before retrying an unreachable ledger.
@@ -865,7 +871,7 @@ impl World {
             crash_free_until: BTreeMap::new(),
             events_at_now: 0,
             overran: false,
-            parked: BTreeMap::new(),
+            bus: crate::bus::Bus::default(),
             partition: None,
             pipes: BTreeMap::new(),
             ledger_rng: SimRng::new(cfg.seed, Stream::Ledger),
@@ -947,7 +953,7 @@ impl World {
                 .is_some_and(|r| r.inner.passes_done().contains(&today));
         rebalanced
             && self.queue.in_flight_messages == 0
-            && self.parked.values().all(Vec::is_empty)
+            && self.bus.is_empty()
             && self.external_unacked.is_empty()
             && self.intake.outbox_is_empty()
             && self.aggregation.outbox_is_empty()
@@ -964,7 +970,7 @@ impl World {
             && self.custodian.unpriced() == 0
             && self.custodian.unsettled() == 0
             && self.queue.in_flight_messages == 0
-            && self.parked.values().all(Vec::is_empty)
+            && self.bus.is_empty()
             && self.external_unacked.is_empty()
             && self.intake.outbox_is_empty()
             && self.aggregation.outbox_is_empty()
@@ -1060,6 +1066,7 @@ impl World {
                 partition: self.partition,
                 pipes: &mut self.pipes,
                 ledger_rng: &mut self.ledger_rng,
+                bus: &mut self.bus,
             },
             &mut self.intake,
             &mut self.aggregation,
@@ -1413,7 +1420,7 @@ impl World {
     }
 
     /// Brings a host up from its store (see `Recovering`); once up, the broker offers it what it
-    /// kept while the host was down, in the order it came.
+    /// delivered and the host never acknowledged, in the order it came.
     fn recover(
         &mut self,
         service: Service,
@@ -1428,11 +1435,14 @@ impl World {
         let result = on_host!(self, service, |host, io| host.recover(now, io));
         self.recovering = None;
         if on_host!(self, service, |host, _io| host.is_up()) {
-            let parked = self.parked.remove(&service).unwrap_or_default();
-            for (i, envelope) in parked.into_iter().enumerate() {
+            let unacked = self.bus.take_unacknowledged(service);
+            self.stats.redeliveries += unacked.len() as u64;
+            for (i, envelope) in unacked.into_iter().enumerate() {
                 let at = now + REDELIVERY_NS + i as Ts;
                 self.queue.push(at, Event::Deliver(envelope));
             }
+        } else if on_host!(self, service, |host, _io| host.stopped().is_some()) {
+            self.bus.forget(service);
         }
         result
     }
@@ -1630,6 +1640,7 @@ impl World {
                 }
             }
             service => {
+                self.bus.delivering(&envelope);
                 let envelope_copy = envelope.clone();
                 let delivery = on_host!(self, service, |host, io| host.deliver(now, envelope, io));
                 if let Delivery::Handled = delivery {
@@ -1676,13 +1687,11 @@ impl World {
                 }
                 match delivery {
                     Delivery::Duplicate => self.stats.duplicates_dropped += 1,
-                    // The broker keeps what a stopped consumer did not take, and offers it again.
-                    // A host stopped for good (it refused to recover: a violation already) is
-                    // offered nothing more, or the run would never end.
-                    Delivery::Down if on_host!(self, service, |h, _io| h.stopped().is_some()) => {}
-                    Delivery::Down => {
-                        self.stats.redeliveries += 1;
-                        self.parked.entry(service).or_default().push(envelope_copy);
+                    // The broker offers what the consumer did not acknowledge again once it is
+                    // back; a host stopped for good (it refused to recover: a violation already)
+                    // is offered nothing more, or the run would never end.
+                    Delivery::Down if on_host!(self, service, |h, _io| h.stopped().is_some()) => {
+                        self.bus.forget(service);
                     }
                     _ => {}
                 }
