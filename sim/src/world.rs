@@ -705,6 +705,8 @@ pub struct World {
     /// The last day simulated so far.
     pub(crate) last_day: Date,
     pub(crate) trade_counts: BTreeMap<&'static str, u64>,
+    /// Per trade date the platform dealt, when the custodian took its first trade of it.
+    pub(crate) dealt: BTreeMap<Date, Ts>,
     /// How large work was split (orders per trade, batches, pages).
     pub(crate) paging: crate::paging::Paging,
     /// Messages of members and the scheduler not yet acknowledged.
@@ -863,6 +865,7 @@ impl World {
             end_day,
             last_day: start,
             trade_counts: BTreeMap::new(),
+            dealt: BTreeMap::new(),
             paging: Default::default(),
             external_unacked: BTreeMap::new(),
             custodian_outage: None,
@@ -2145,6 +2148,7 @@ impl World {
             instructions_partially_filled: partially_filled,
             trades,
             external_trades: self.stats.external_trades,
+            dealt: crate::summary::dealt(&self.dealt),
             transfers: self.ledger.transfers_applied,
             transfers_submitted: self.ledger.transfers_submitted,
             accounts: accounts.len() as u64,

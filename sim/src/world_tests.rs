@@ -113,7 +113,10 @@ fn a_stopped_consumer_gets_what_the_broker_kept_once_it_is_back() {
 /// kept only what reached a host already down would hold nothing at the crash.
 #[test]
 fn a_message_taken_when_its_host_crashed_is_offered_again_after_the_restart() {
-    let start = World::new(SimConfig::new(4, 1, 50)).boundaries.get(&Service::Intake).copied();
+    let start = World::new(SimConfig::new(4, 1, 50))
+        .boundaries
+        .get(&Service::Intake)
+        .copied();
     let first = start.unwrap_or(0);
     // Intake's first crash point inside a delivery (between receipt and commit) is the first
     // planned crash that leaves the message that crashed it kept.
@@ -131,7 +134,10 @@ fn a_message_taken_when_its_host_crashed_is_offered_again_after_the_restart() {
         (kept_at_crash == Some(1)).then(|| (world.finish(), world.bus.is_empty()))
     });
     let (summary, emptied) = found.expect("no crash point between receipt and commit");
-    assert!(summary.redeliveries >= 1, "the kept copy was not offered again");
+    assert!(
+        summary.redeliveries >= 1,
+        "the kept copy was not offered again"
+    );
     assert!(emptied, "a copy outlived its acknowledgement");
     assert!(summary.ok(), "{:?}", summary.violations);
 }
