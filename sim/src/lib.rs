@@ -2,7 +2,8 @@
 //! seed, with every invariant checked after every event.
 //!
 //! - [`world`]: the event loop, virtual clock, simulated bus, and the hosts of the platform's
-//!   processes, all on the embedded ledger.
+//!   processes, all on the embedded ledger; `bus`: the broker's copies of what it delivered,
+//!   kept until acknowledged.
 //! - [`market`], [`members`], [`custodian`]: the outside world, seeded; [`calendar`]: its own
 //!   business days and London clock, apart from the platform's.
 //! - [`checker`]: named invariants over the ledger; [`oracle`]: the independent reference model of
@@ -25,6 +26,7 @@
 //! collection is iterated in hash order.
 
 pub mod budget;
+mod bus;
 pub mod calendar;
 pub mod checker;
 pub mod coverage;

@@ -33,6 +33,10 @@ pub struct Summary {
     pub trades: BTreeMap<String, u64>,
     /// Aggregated trades placed with and priced by the custodian.
     pub external_trades: u64,
+    /// The trade dates the platform dealt (its own dates, on the trades it placed), each with
+    /// the minute of the UTC day at which the custodian took the first trade of that date: the
+    /// cut-off's hour in UTC moves with London's clocks.
+    pub dealt: BTreeMap<String, u32>,
     /// Transfers in the ledger.
     pub transfers: u64,
     /// Transfers submitted (retries and duplicates included).
@@ -45,7 +49,7 @@ pub struct Summary {
     pub duplicates_dropped: u64,
     /// Process crashes injected (each followed by a restart from durable state).
     pub crashes: u64,
-    /// Messages offered again because their consumer was down.
+    /// Messages the bus offered again, never acknowledged, once their consumer was back.
     pub redeliveries: u64,
     /// Messages sent again for want of an acknowledgement (hosts, members, scheduler).
     pub retransmissions: u64,
@@ -130,6 +134,20 @@ pub struct StorageSummary {
     /// and the reason. A safe halt, not a violation.
     pub halted: Option<String>,
     pub disk: crate::disk::DiskStats,
+}
+
+/// `dealt` of the summary: dates as text, instants as the minute of their UTC day.
+pub(crate) fn dealt(
+    first_placed: &BTreeMap<acme_processes::calendar::Date, acme_processes::calendar::Ts>,
+) -> BTreeMap<String, u32> {
+    use acme_processes::calendar::NS_PER_MIN;
+    first_placed
+        .iter()
+        .map(|(date, &at)| {
+            let minute = at.saturating_sub(date.at_minute(0)) / NS_PER_MIN;
+            (date.to_string(), minute.min(u32::MAX as u64) as u32)
+        })
+        .collect()
 }
 
 impl Summary {

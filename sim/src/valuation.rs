@@ -45,10 +45,12 @@ impl World {
             .calendar
             .london(trade.trade_date, self.cfg.schedule.valuation_min);
         let late = now >= valuation;
+        let date = trade.trade_date;
         if !self.custodian.place(trade, late) {
             self.stats.duplicates_dropped += 1;
             return;
         }
+        self.dealt.entry(date).or_insert(now);
         if late {
             *self.trade_counts.entry("placed_late").or_default() += 1;
             if self.market.has_close(trade.fund, trade.trade_date) {

@@ -436,6 +436,7 @@ struct WorldIo<'a> {
     partition: Option<Partition>,
     pipes: &'a mut BTreeMap<Service, LedgerPipe>,
     ledger_rng: &'a mut SimRng,
+    bus: &'a mut crate::bus::Bus,
 }
 
 /// A host on its way up: its crash points draw no crash of their own (a recovery that resends
@@ -535,6 +536,11 @@ impl Io for WorldIo<'_> {
     }
 
     fn send(&mut self, now: Ts, envelope: Envelope) {
+        if let Message::Ack { id } = envelope.body {
+            // The host's acknowledgement reaches its broker, whatever becomes of its copy on
+            // the way to the sender.
+            self.bus.acknowledged(envelope.from, id);
+        }
         if let Message::TradeAllocated {
             trade, revision, ..
         } = &envelope.body
@@ -701,6 +707,8 @@ pub struct World {
     /// The last day simulated so far.
     pub(crate) last_day: Date,
     pub(crate) trade_counts: BTreeMap<&'static str, u64>,
+    /// Per trade date the platform dealt, when the custodian took its first trade of it.
+    pub(crate) dealt: BTreeMap<Date, Ts>,
     /// How large work was split (orders per trade, batches, pages).
     pub(crate) paging: crate::paging::Paging,
     /// Messages of members and the scheduler not yet acknowledged.
@@ -717,8 +725,8 @@ pub struct World {
     events_at_now: u64,
     /// The run was stopped by `run_overrun`.
     overran: bool,
-    /// Messages offered to a host while it was down, kept by the broker until it is back.
-    pub(crate) parked: BTreeMap<Service, Vec<Envelope>>,
+    /// What the broker delivered to a host and the host has not acknowledged (`bus`).
+    pub(crate) bus: crate::bus::Bus,
     /// Today's network partition, if any.
     pub(crate) partition: Option<Partition>,
     pub(crate) pipes: BTreeMap<Service, LedgerPipe>,
@@ -747,7 +755,7 @@ pub const DRAIN_BUSINESS_DAYS_MAX: u32 = 15;
 /// has about a million events in all, spread over its hours).
 pub const EVENTS_AT_ONE_INSTANT_MAX: u64 = 2_000_000;
 
-/// How long after a stopped consumer is back the bus offers it what it kept (see `World::parked`).
+/// How long after a stopped consumer is back the bus offers it what it kept (see `World::bus`).
 pub const REDELIVERY_NS: Ts = 500 * 1_000_000;
 
 /// How long a host waits before retrying an unreachable ledger.
@@ -864,6 +872,7 @@ impl World {
             end_day,
             last_day: start,
             trade_counts: BTreeMap::new(),
+            dealt: BTreeMap::new(),
             paging: Default::default(),
             external_unacked: BTreeMap::new(),
             custodian_outage: None,
@@ -872,7 +881,7 @@ impl World {
             crash_free_until: BTreeMap::new(),
             events_at_now: 0,
             overran: false,
-            parked: BTreeMap::new(),
+            bus: crate::bus::Bus::default(),
             partition: None,
             pipes: BTreeMap::new(),
             ledger_rng: SimRng::new(cfg.seed, Stream::Ledger),
@@ -954,7 +963,7 @@ impl World {
                 .is_some_and(|r| r.inner.passes_done().contains(&today));
         rebalanced
             && self.queue.in_flight_messages == 0
-            && self.parked.values().all(Vec::is_empty)
+            && self.bus.is_empty()
             && self.external_unacked.is_empty()
             && self.intake.outbox_is_empty()
             && self.aggregation.outbox_is_empty()
@@ -971,7 +980,7 @@ impl World {
             && self.custodian.unpriced() == 0
             && self.custodian.unsettled() == 0
             && self.queue.in_flight_messages == 0
-            && self.parked.values().all(Vec::is_empty)
+            && self.bus.is_empty()
             && self.external_unacked.is_empty()
             && self.intake.outbox_is_empty()
             && self.aggregation.outbox_is_empty()
@@ -1067,6 +1076,7 @@ impl World {
                 partition: self.partition,
                 pipes: &mut self.pipes,
                 ledger_rng: &mut self.ledger_rng,
+                bus: &mut self.bus,
             },
             &mut self.intake,
             &mut self.aggregation,
@@ -1411,7 +1421,7 @@ impl World {
     }
 
     /// Brings a host up from its store (see `Recovering`); once up, the broker offers it what it
-    /// kept while the host was down, in the order it came.
+    /// delivered and the host never acknowledged, in the order it came.
     fn recover(
         &mut self,
         service: Service,
@@ -1426,11 +1436,14 @@ impl World {
         let result = on_host!(self, service, |host, io| host.recover(now, io));
         self.recovering = None;
         if on_host!(self, service, |host, _io| host.is_up()) {
-            let parked = self.parked.remove(&service).unwrap_or_default();
-            for (i, envelope) in parked.into_iter().enumerate() {
+            let unacked = self.bus.take_unacknowledged(service);
+            self.stats.redeliveries += unacked.len() as u64;
+            for (i, envelope) in unacked.into_iter().enumerate() {
                 let at = now + REDELIVERY_NS + i as Ts;
                 self.queue.push(at, Event::Deliver(envelope));
             }
+        } else if on_host!(self, service, |host, _io| host.stopped().is_some()) {
+            self.bus.forget(service);
         }
         result
     }
@@ -1628,6 +1641,7 @@ impl World {
                 }
             }
             service => {
+                self.bus.delivering(&envelope);
                 let envelope_copy = envelope.clone();
                 let delivery = on_host!(self, service, |host, io| host.deliver(now, envelope, io));
                 if let Delivery::Handled = delivery {
@@ -1674,13 +1688,11 @@ impl World {
                 }
                 match delivery {
                     Delivery::Duplicate => self.stats.duplicates_dropped += 1,
-                    // The broker keeps what a stopped consumer did not take, and offers it again.
-                    // A host stopped for good (it refused to recover: a violation already) is
-                    // offered nothing more, or the run would never end.
-                    Delivery::Down if on_host!(self, service, |h, _io| h.stopped().is_some()) => {}
-                    Delivery::Down => {
-                        self.stats.redeliveries += 1;
-                        self.parked.entry(service).or_default().push(envelope_copy);
+                    // The broker offers what the consumer did not acknowledge again once it is
+                    // back; a host stopped for good (it refused to recover: a violation already)
+                    // is offered nothing more, or the run would never end.
+                    Delivery::Down if on_host!(self, service, |h, _io| h.stopped().is_some()) => {
+                        self.bus.forget(service);
                     }
                     _ => {}
                 }
@@ -2113,6 +2125,7 @@ impl World {
             instructions_partially_filled: partially_filled,
             trades,
             external_trades: self.stats.external_trades,
+            dealt: crate::summary::dealt(&self.dealt),
             transfers: self.ledger.transfers_applied,
             transfers_submitted: self.ledger.transfers_submitted,
             accounts: accounts.len() as u64,
